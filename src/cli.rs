@@ -1,0 +1,225 @@
+//! The command line: the only place flags are defined. Doc comments are the `--help` text,
+//! and the man page and shell completions are generated from this definition.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{ArgAction, CommandFactory, FromArgMatches, Parser, ValueEnum};
+
+use crate::exit::EXIT_STATUS_HELP;
+use crate::units::{parse_duration, parse_size, parse_timeout, Timeout};
+
+/// How standard input is cut into records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Raw records split at --delimiter (default newline); bytes are sent as they are.
+    Lines,
+    /// One JSON value per line, sent byte-exact.
+    Ndjson,
+    /// JSON values separated by any whitespace, each possibly spanning lines; sent compacted.
+    Json,
+    /// One JSON object per line naming topic, key, value, headers, partition and timestamp.
+    Envelope,
+}
+
+/// What happens to a malformed record (syslog-ng's words).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnError {
+    /// Send the raw bytes unchanged, with a `kpipe.error` header; report on stderr.
+    FallbackToString,
+    /// As fallback-to-string, without the report.
+    SilentlyFallbackToString,
+    /// Do not send it; report on stderr.
+    DropMessage,
+    /// Do not send it; no report.
+    SilentlyDropMessage,
+    /// Deliver what came before, then exit 65.
+    Exit,
+}
+
+impl OnError {
+    /// Whether the record is still sent (with its raw bytes).
+    pub fn sends(self) -> bool {
+        matches!(self, OnError::FallbackToString | OnError::SilentlyFallbackToString)
+    }
+
+    /// Whether the record is reported on stderr.
+    pub fn reports(self) -> bool {
+        !matches!(self, OnError::SilentlyFallbackToString | OnError::SilentlyDropMessage)
+    }
+}
+
+/// Which acknowledgement the broker gives before a record counts as delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Acks {
+    /// Every in-sync replica has the record; idempotence on (the default).
+    All,
+    /// The leader has written it; idempotence off.
+    #[value(name = "1")]
+    One,
+    /// Not acknowledged at all; idempotence off.
+    #[value(name = "0")]
+    Zero,
+}
+
+const LONG_ABOUT: &str = "\
+Forward records from standard input to Apache Kafka, losing none.
+
+kpipe reads standard input in large blocks, cuts it into records (--format), routes each record \
+to a topic with a key and headers (templates over JSON fields), and produces it through librdkafka \
+with acks=all and the idempotent producer. It waits for every acknowledgement before it exits, and \
+its exit status says whether every record landed. What cannot be delivered goes to the spool \
+(--spool, sent first by the next run) or the dead-letter file (--dead-letter), never silently away.";
+
+const AFTER_HELP: &str = "\
+Examples:
+  tail -F app.log | kpipe -b k1:9092 -t app
+  nightly-report | kpipe -b k1:9092 -t reports -q || logger -t kpipe \"report not delivered\"
+  kpipe -f ndjson -t 'logs.${PROGRAM}' -k '${HOST}' --spool /var/spool/kpipe < events.json
+  find / -xdev -print0 | kpipe -D '\\0' -t files
+  kpipe -f envelope < dead-letter.ndjson      # replay a dead-letter file
+
+Signals: SIGTERM/SIGINT keep reading until EOF for at most --shutdown-timeout, then spool or
+dead-letter what is undelivered; a second one stops at once. SIGHUP reopens the dead-letter file;
+SIGUSR1 prints the statistics line.";
+
+/// kpipe's command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "kpipe",
+    version,
+    about = "Forward records from standard input to Apache Kafka, losing none",
+    long_about = LONG_ABOUT,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// Bootstrap brokers, comma-separated host:port.
+    #[arg(short = 'b', long, env = "KPIPE_BROKERS", value_name = "LIST", default_value = "localhost:9092")]
+    pub brokers: String,
+
+    /// Broker host, as in the original syslog-ng destination (overrides --brokers).
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+
+    /// Broker port, with --host (default 9092).
+    #[arg(long, value_name = "PORT")]
+    pub port: Option<u16>,
+
+    /// Topic, or a template such as 'logs.${PROGRAM}'.
+    #[arg(short = 't', long, env = "KPIPE_TOPIC", value_name = "TOPIC")]
+    pub topic: Option<String>,
+
+    /// Input framing.
+    #[arg(short = 'f', long, value_enum, default_value_t = Format::Lines, value_name = "FORMAT")]
+    pub format: Format,
+
+    /// Record delimiter for --format lines; escapes \n \t \r \0 \xNN; several bytes allowed.
+    #[arg(short = 'D', long, value_name = "DELIM", default_value = "\\n")]
+    pub delimiter: String,
+
+    /// Split each line into key and value at the first DELIM (--format lines), as kcat -K does.
+    #[arg(short = 'K', long, value_name = "DELIM")]
+    pub key_delimiter: Option<String>,
+
+    /// Record key, or a template such as '${HOST}'.
+    #[arg(short = 'k', long, value_name = "TEMPLATE")]
+    pub key: Option<String>,
+
+    /// Record header NAME=TEMPLATE (repeatable); a value without `$` is static.
+    #[arg(short = 'H', long = "header", value_name = "NAME=TEMPLATE")]
+    pub headers: Vec<String>,
+
+    /// Topic for records whose template fields are missing.
+    #[arg(long, value_name = "TOPIC")]
+    pub fallback_topic: Option<String>,
+
+    /// Take the record timestamp from this JSON field (RFC 3339 or epoch milliseconds).
+    #[arg(long, value_name = "NAME")]
+    pub timestamp_field: Option<String>,
+
+    /// Send every record to this partition.
+    #[arg(short = 'p', long, value_name = "N")]
+    pub partition: Option<i32>,
+
+    /// What to do with malformed records.
+    #[arg(long, value_enum, default_value_t = OnError::FallbackToString, value_name = "MODE")]
+    pub on_error: OnError,
+
+    /// Largest record sent; larger ones take the error path [default: message.max.bytes].
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_record_size: Option<u64>,
+
+    /// Print each record as it would be sent, in envelope form, to stdout; no broker.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// librdkafka property KEY=VALUE, passed as-is (repeatable), like kcat -X.
+    #[arg(short = 'X', long = "property", value_name = "KEY=VALUE")]
+    pub properties: Vec<String>,
+
+    /// Acknowledgements required; 1 and 0 turn idempotence off.
+    #[arg(long, value_enum, default_value_t = Acks::All, value_name = "ACKS")]
+    pub acks: Acks,
+
+    /// How long one record may take to be delivered, retries included; `never` keeps trying.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_timeout)]
+    pub delivery_timeout: Timeout,
+
+    /// First pause between retries of a failed produce request.
+    #[arg(long, value_name = "DURATION", default_value = "100ms", value_parser = parse_duration)]
+    pub retry_backoff: Duration,
+
+    /// Longest pause between retries, reached by doubling.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub retry_backoff_max: Duration,
+
+    /// Most record bytes held in flight; while full, kpipe stops reading stdin.
+    #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
+    pub max_buffered: u64,
+
+    /// Append records that fail permanently to FILE, as envelope lines with the reason.
+    #[arg(long, value_name = "FILE")]
+    pub dead_letter: Option<PathBuf>,
+
+    /// Keep what could not be delivered yet in DIR; the next run sends it first.
+    #[arg(long, value_name = "DIR")]
+    pub spool: Option<PathBuf>,
+
+    /// After SIGTERM/SIGINT (or at EOF with --spool), how long to keep reading and delivering.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+
+    /// Write statistics as JSON lines to FILE, or `-` for stderr.
+    #[arg(long, value_name = "FILE")]
+    pub stats: Option<String>,
+
+    /// How often to write --stats lines.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub stats_interval: Duration,
+
+    /// Never show the live progress line, even on a terminal.
+    #[arg(long)]
+    pub no_progress: bool,
+
+    /// Print nothing on success and one line on failure.
+    #[arg(short = 'q', long, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// More detail on stderr; twice shows librdkafka's own log.
+    #[arg(short = 'v', long, action = ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// Parses the process arguments; exits with status 2 on usage errors.
+pub fn parse() -> Cli {
+    let matches = command().get_matches();
+    match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    }
+}
+
+/// The clap command, for the man page, completions and tests.
+pub fn command() -> clap::Command {
+    Cli::command().after_help(format!("{AFTER_HELP}\n\n{EXIT_STATUS_HELP}"))
+}

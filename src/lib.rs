@@ -1,0 +1,17 @@
+//! kpipe's stages, one module each; `main.rs` only parses and runs.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod envelope;
+pub mod exit;
+pub mod failed;
+pub mod input;
+pub mod message;
+pub mod progress;
+pub mod route;
+pub mod signals;
+pub mod sink;
+pub mod spool;
+pub mod stats;
+pub mod units;

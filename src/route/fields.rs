@@ -1,0 +1,213 @@
+//! Pulls only the JSON fields that templates name out of a record, validating the rest
+//! without building it: no tree, and no allocation for fields left unnamed.
+
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// The set of dotted field paths the templates use, as a tree.
+#[derive(Debug, Default)]
+pub struct FieldSet {
+    root: Node,
+    count: usize,
+}
+
+#[derive(Debug, Default)]
+struct Node {
+    children: Vec<(String, Node)>,
+    leaf: Option<usize>,
+}
+
+/// Field values found in one record, indexed by field id.
+pub type Found<'de> = Vec<Option<&'de RawValue>>;
+
+impl FieldSet {
+    /// Adds a dotted path (`user.id`) and returns its id; the same path gives the same id.
+    pub fn add(&mut self, path: &str) -> usize {
+        let mut node = &mut self.root;
+        for part in path.split('.') {
+            let at = match node.children.iter().position(|(k, _)| k == part) {
+                Some(i) => i,
+                None => {
+                    node.children.push((part.to_string(), Node::default()));
+                    node.children.len() - 1
+                }
+            };
+            node = &mut node.children[at].1;
+        }
+        *node.leaf.get_or_insert_with(|| {
+            self.count += 1;
+            self.count - 1
+        })
+    }
+
+    /// Whether any field is wanted.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Validates `json` as one JSON value and fills `found` with the wanted fields.
+    pub fn extract<'de>(&self, json: &'de [u8], found: &mut Found<'de>) -> Result<(), serde_json::Error> {
+        found.clear();
+        found.resize(self.count, None);
+        let mut de = serde_json::Deserializer::from_slice(json);
+        Seek { node: &self.root, found }.deserialize(&mut de)?;
+        de.end()
+    }
+}
+
+struct Seek<'n, 'f, 'de> {
+    node: &'n Node,
+    found: &'f mut Found<'de>,
+}
+
+impl<'de> DeserializeSeed<'de> for Seek<'_, '_, 'de> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        if self.node.children.is_empty() {
+            IgnoredAny::deserialize(d).map(|_| ())
+        } else {
+            d.deserialize_any(self)
+        }
+    }
+}
+
+/// A map key, borrowed from the input unless it holds escapes.
+enum Key<'de> {
+    Borrowed(&'de str),
+    Owned(String),
+}
+
+impl Key<'_> {
+    fn as_str(&self) -> &str {
+        match self {
+            Key::Borrowed(s) => s,
+            Key::Owned(s) => s,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string key")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key::Borrowed(v))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key::Owned(v.to_string()))
+            }
+        }
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
+impl<'de> Visitor<'de> for Seek<'_, '_, 'de> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            let Some((_, child)) = self.node.children.iter().find(|(k, _)| k == key.as_str()) else {
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            };
+            let raw: &'de RawValue = map.next_value()?;
+            if let Some(id) = child.leaf {
+                self.found[id] = Some(raw);
+            }
+            if !child.children.is_empty() {
+                let mut de = serde_json::Deserializer::from_str(raw.get());
+                Seek { node: child, found: &mut *self.found }
+                    .deserialize(&mut de)
+                    .map_err(de::Error::custom)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+}
+
+/// The text a field renders as: strings unescaped, anything else as its JSON text.
+pub fn field_text<'a>(raw: &'a RawValue, scratch: &'a mut String) -> &'a str {
+    let text = raw.get();
+    if !text.starts_with('"') {
+        return text;
+    }
+    let inner = &text[1..text.len() - 1];
+    if !inner.contains('\\') {
+        return inner;
+    }
+    match serde_json::from_str::<String>(text) {
+        Ok(s) => {
+            *scratch = s;
+            scratch
+        }
+        Err(_) => inner,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extracts_named_and_nested_fields_only() {
+        let mut set = FieldSet::default();
+        let host = set.add("HOST");
+        let uid = set.add("user.id");
+        let user = set.add("user");
+        let mut found = Vec::new();
+        let json = br#"{"HOST":"h\u0031","x":[1,{"HOST":2}],"user":{"id":42,"n":"a"}}"#;
+        set.extract(json, &mut found).unwrap();
+        let mut s = String::new();
+        assert_eq!(field_text(found[host].unwrap(), &mut s), "h1");
+        assert_eq!(found[uid].unwrap().get(), "42");
+        assert_eq!(found[user].unwrap().get(), r#"{"id":42,"n":"a"}"#);
+    }
+
+    #[test]
+    fn invalid_json_is_an_error_and_missing_fields_are_none() {
+        let mut set = FieldSet::default();
+        set.add("a");
+        let mut found = Vec::new();
+        assert!(set.extract(b"{\"a\": tru}", &mut found).is_err());
+        assert!(set.extract(b"{\"a\": 1} x", &mut found).is_err());
+        set.extract(b"[1,2]", &mut found).unwrap();
+        assert!(found[0].is_none());
+        set.extract(b"\"just a string\"", &mut found).unwrap();
+    }
+}

@@ -1,0 +1,140 @@
+//! The spool directory: files of envelope lines that an earlier run could not deliver.
+//!
+//! A run claims the directory with a lock before it sends spooled files, so two runs (syslog-ng
+//! starting a new kpipe while the old one still flushes) never send the same file twice. A file
+//! is removed only once each of its records was acknowledged, or spooled again in a file that
+//! is already synced and published.
+
+use std::fs::{self, File, TryLockError};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+/// The lock on a spool directory, held while its files are being sent.
+pub struct SpoolDir {
+    dir: PathBuf,
+    lock: File,
+    locked: bool,
+    claimed: Vec<PathBuf>,
+}
+
+impl SpoolDir {
+    /// Opens (creating) the directory; the lock is taken by `claim_new`.
+    pub fn open(dir: &Path) -> Result<SpoolDir> {
+        fs::create_dir_all(dir).with_context(|| format!("creating the spool directory {}", dir.display()))?;
+        let lock_path = dir.join(".lock");
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .with_context(|| format!("opening the spool lock {}", lock_path.display()))?;
+        Ok(SpoolDir { dir: dir.to_path_buf(), lock, locked: false, claimed: Vec::new() })
+    }
+
+    /// Takes the lock if it is free and returns spool files not yet claimed, oldest first.
+    /// Files left as `.tmp` by a run that died are adopted first.
+    pub fn claim_new(&mut self) -> Result<Vec<PathBuf>> {
+        if !self.locked {
+            match self.lock.try_lock() {
+                Ok(()) => self.locked = true,
+                Err(TryLockError::WouldBlock) => return Ok(Vec::new()),
+                Err(TryLockError::Error(e)) => {
+                    return Err(e).with_context(|| format!("locking the spool directory {}", self.dir.display()))
+                }
+            }
+        }
+        let entries = fs::read_dir(&self.dir).with_context(|| format!("listing the spool directory {}", self.dir.display()))?;
+        let mut found = Vec::new();
+        for entry in entries {
+            let path = entry.with_context(|| format!("listing {}", self.dir.display()))?.path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+            if let Some(stem) = name.strip_suffix(".spool.tmp") {
+                if writer_is_gone(stem) {
+                    let adopted = path.with_extension("");
+                    fs::rename(&path, &adopted).with_context(|| format!("adopting {}", path.display()))?;
+                    found.push(adopted);
+                }
+            } else if name.ends_with(".spool") && !self.claimed.contains(&path) {
+                found.push(path);
+            }
+        }
+        found.sort();
+        found.dedup();
+        self.claimed.extend(found.iter().cloned());
+        Ok(found)
+    }
+}
+
+/// Whether the run that was writing `<ms>-<pid>.spool.tmp` has ended.
+fn writer_is_gone(stem: &str) -> bool {
+    let pid = stem.rsplit('-').next().and_then(|p| p.parse::<u32>().ok());
+    match pid {
+        Some(pid) if pid == std::process::id() => false,
+        Some(pid) => !Path::new(&format!("/proc/{pid}")).exists(),
+        None => false,
+    }
+}
+
+/// Spool files being sent by this run, and how many of their records are still out.
+#[derive(Default)]
+pub struct Replay {
+    files: Vec<Entry>,
+}
+
+struct Entry {
+    path: PathBuf,
+    outstanding: u64,
+    fully_read: bool,
+    respooled: bool,
+    removed: bool,
+}
+
+impl Replay {
+    /// Registers a file about to be sent; returns its 1-based number for `Origin::spool`.
+    pub fn add(&mut self, path: PathBuf) -> usize {
+        self.files.push(Entry { path, outstanding: 0, fully_read: false, respooled: false, removed: false });
+        self.files.len()
+    }
+
+    /// One more record of `file` handed to the producer.
+    pub fn sent(&mut self, file: usize) {
+        if let Some(e) = self.files.get_mut(file - 1) {
+            e.outstanding += 1;
+        }
+    }
+
+    /// Every record of `file` has been handed over.
+    pub fn read_done(&mut self, file: usize) {
+        if let Some(e) = self.files.get_mut(file - 1) {
+            e.fully_read = true;
+        }
+        self.remove_if_done(file);
+    }
+
+    /// A record of `file` settled: delivered, or (if `respooled`) written to this run's spool.
+    pub fn settle(&mut self, file: usize, respooled: bool) {
+        if let Some(e) = self.files.get_mut(file - 1) {
+            e.outstanding = e.outstanding.saturating_sub(1);
+            e.respooled |= respooled;
+        }
+        self.remove_if_done(file);
+    }
+
+    fn remove_if_done(&mut self, file: usize) {
+        if let Some(e) = self.files.get_mut(file - 1) {
+            if e.fully_read && e.outstanding == 0 && !e.respooled && !e.removed {
+                e.removed = fs::remove_file(&e.path).is_ok();
+            }
+        }
+    }
+
+    /// At exit: files whose records were spooled again go once the new spool file is published.
+    pub fn finish(&mut self, new_spool_published: bool) {
+        for e in &mut self.files {
+            if e.fully_read && e.outstanding == 0 && !e.removed && (!e.respooled || new_spool_published) {
+                e.removed = fs::remove_file(&e.path).is_ok();
+            }
+        }
+    }
+}
