@@ -417,6 +417,11 @@ impl App {
                 break;
             }
             self.sink.poll(DRAIN_SLICE);
+            if self.started.elapsed() < Duration::from_secs(1) {
+                if let Sink::Kafka(k) = &mut self.sink {
+                    k.nudge(self.s.router.any_topic());
+                }
+            }
             self.sync();
         }
         self.sink.poll(Duration::ZERO);

@@ -261,6 +261,15 @@ impl Router {
         })
     }
 
+    /// A topic records go to, for metadata requests.
+    pub fn any_topic(&self) -> &str {
+        if self.topic_buf.is_empty() {
+            self.static_topic().or(self.fallback_topic.as_deref()).unwrap_or("kpipe")
+        } else {
+            &self.topic_buf
+        }
+    }
+
     /// The record as fallback-to-string sends it: raw bytes, with the reason in a header.
     /// `None` when no topic can be named for it.
     pub fn fallback<'a>(&'a mut self, rec: &'a [u8], reason: &str) -> Option<Outgoing<'a>> {

@@ -205,6 +205,16 @@ impl KafkaSink {
         self.producer.poll(wait);
     }
 
+    /// Asks for metadata again while the producer has no idempotence producer id yet.
+    ///
+    /// librdkafka requests the id after a metadata response, from a broker that is already
+    /// connected; on the first response only the bootstrap connection is up, so it falls back
+    /// to a 500 ms timer. A second metadata round trip, once the real broker is connected,
+    /// gets the id at once: a one-record run takes milliseconds instead of half a second.
+    pub fn nudge(&mut self, topic: &str) {
+        let _ = self.producer.client().fetch_metadata(Some(topic), Duration::from_millis(50));
+    }
+
     /// Records queued or in flight.
     pub fn in_flight(&self) -> i64 {
         self.producer.in_flight_count() as i64
