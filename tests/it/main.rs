@@ -1,0 +1,9 @@
+//! Integration tests: the built kpipe against real Apache Kafka brokers on 127.0.0.1.
+
+mod util;
+
+mod cli;
+mod delivery;
+mod faults;
+mod forwarding;
+mod framing;
