@@ -51,3 +51,77 @@ pub fn split_all(framer: &mut dyn Framer, input: &[u8]) -> Vec<Piece> {
     }
     out
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Feeds `input` in chunks of the given sizes, as reads from a pipe would arrive.
+    fn split_streaming(framer: &mut dyn Framer, input: &[u8], chunks: &[usize]) -> Vec<Piece> {
+        let mut out = Vec::new();
+        let (mut start, mut end) = (0, 0);
+        let mut sizes = chunks.iter().cycle();
+        loop {
+            let eof = end == input.len();
+            while let Some(p) = framer.next_piece(&input[start..end], eof) {
+                assert!(!p.is_empty() && start + p.len() <= end, "piece {p:?} outside the window");
+                start += p.len();
+                out.push(p);
+            }
+            if eof {
+                return out;
+            }
+            end = (end + sizes.next().copied().unwrap_or(1).max(1)).min(input.len());
+        }
+    }
+
+    /// Joins neighbouring delimiter pieces: where a run of blank space is cut depends on reads.
+    fn merge_skips(pieces: Vec<Piece>) -> Vec<Piece> {
+        let mut out: Vec<Piece> = Vec::new();
+        for p in pieces {
+            match (out.last_mut(), p) {
+                (Some(Piece::Skip(a)), Piece::Skip(b)) => *a += b,
+                _ => out.push(p),
+            }
+        }
+        out
+    }
+
+    fn framers() -> Vec<(&'static str, Box<dyn Fn() -> Box<dyn Framer>>)> {
+        vec![
+            ("newline", Box::new(|| Box::new(LinesFramer::new(b"\n")) as Box<dyn Framer>)),
+            ("nul", Box::new(|| Box::new(LinesFramer::new(b"\0")))),
+            ("multi-byte", Box::new(|| Box::new(LinesFramer::new(b"\r\n--")))),
+            ("json", Box::new(|| Box::new(JsonFramer::new()))),
+        ]
+    }
+
+    fn bytes_with_structure() -> impl Strategy<Value = Vec<u8>> {
+        // Arbitrary bytes, weighted towards the ones framers care about.
+        let byte = prop_oneof![
+            4 => any::<u8>(),
+            2 => Just(b'\n'),
+            1 => Just(0u8),
+            1 => prop::sample::select(b"{}[]\",:\\ \r-tfn0123456789".to_vec()),
+        ];
+        prop::collection::vec(byte, 0..600)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+
+        /// Every input byte lands in exactly one record, delimiter or reported error, and a
+        /// stream read in pieces frames exactly as the whole buffer does.
+        #[test]
+        fn every_byte_is_accounted_for(input in bytes_with_structure(), chunks in prop::collection::vec(1usize..64, 1..8)) {
+            for (name, make) in framers() {
+                let whole = merge_skips(split_all(make().as_mut(), &input));
+                let total: usize = whole.iter().map(|p| p.len()).sum();
+                prop_assert_eq!(total, input.len(), "{} lost or doubled bytes", name);
+                let streamed = merge_skips(split_streaming(make().as_mut(), &input, &chunks));
+                prop_assert_eq!(&streamed, &whole, "{} framed differently when streamed", name);
+            }
+        }
+    }
+}

@@ -21,7 +21,7 @@ enum Part {
 }
 
 fn is_name_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-'
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'.'
 }
 
 impl Template {

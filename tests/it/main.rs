@@ -7,3 +7,4 @@ mod delivery;
 mod faults;
 mod forwarding;
 mod framing;
+mod syslog_ng;

@@ -1,0 +1,400 @@
+//! syslog-ng's `program()` destination running kpipe: a real syslog-ng (Debian `syslog-ng-core`,
+//! 3.38) in the foreground with a TCP `network()` source on 127.0.0.1, fed by `loggen`, its
+//! `program()` child the built kpipe against a real broker, and what landed read back.
+//!
+//! Every message carries a sequence number in loggen's own form (`seq: 0000000042, ...`), so the
+//! tests count what was lost and what was duplicated, not just how many records arrived.
+
+use std::collections::BTreeMap;
+use std::net::{TcpListener, TcpStream};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::util::*;
+
+/// The template the shipped example uses: one JSON object per message, newline-terminated.
+const TEMPLATE: &str = r"$(format-json --scope rfc5424 --scope nv-pairs)\n";
+
+fn syslog_ng_bin() -> &'static str {
+    if Path::new("/usr/sbin/syslog-ng").exists() {
+        "/usr/sbin/syslog-ng"
+    } else {
+        "syslog-ng"
+    }
+}
+
+/// A port nobody listens on right now.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// How the `program()` destination is set up.
+struct Dest<'a> {
+    brokers: &'a str,
+    /// kpipe's -t, a static topic or a template.
+    topic: &'a str,
+    /// Options after the common ones (--spool, --shutdown-timeout, ...).
+    extra: &'a [&'a str],
+    /// `disk-buffer(reliable(yes) ...)` on the destination.
+    disk_buffer: bool,
+}
+
+/// A syslog-ng in the foreground whose files all live in one test directory. Dropping it kills
+/// syslog-ng and every kpipe it started (found by the directory in their command lines).
+struct SyslogNg {
+    dir: PathBuf,
+    conf: PathBuf,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl SyslogNg {
+    fn start(dir: &Path, dest: &Dest) -> SyslogNg {
+        for (tool, args) in [(syslog_ng_bin(), "--version"), ("loggen", "--help")] {
+            let ok = Command::new(tool).arg(args).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
+            assert!(ok, "{tool} is not installed: these tests need Debian's syslog-ng-core (scripts/setup installs it)");
+        }
+        let port = free_port();
+        let dead_letter = dir.join("dead-letter.ndjson");
+        let mut cmd = format!(
+            "exec {} -b {} -f ndjson -t '{}' -k '${{HOST}}' --dead-letter {}",
+            kpipe_bin(),
+            dest.brokers,
+            dest.topic,
+            dead_letter.display()
+        );
+        for a in dest.extra {
+            cmd.push(' ');
+            cmd.push_str(a);
+        }
+        // syslog-ng sends its program()'s stderr to /dev/null; keep kpipe's summary lines.
+        cmd.push_str(&format!(" 2>>{}", dir.join("kpipe.stderr").display()));
+        let disk_buffer = if dest.disk_buffer {
+            format!(
+                "\n          disk-buffer(reliable(yes) disk-buf-size(10485760) mem-buf-size(1048576) dir(\"{}\"))",
+                dir.join("disk-buffer").display()
+            )
+        } else {
+            String::new()
+        };
+        std::fs::create_dir_all(dir.join("disk-buffer")).expect("disk-buffer dir");
+        let conf = format!(
+            r#"@version: 3.38
+options {{ stats-freq(0); keep-hostname(yes); time-reopen(1); }};
+source s_net {{ network(ip("127.0.0.1") port({port}) transport("tcp") flags(no-multi-line)); }};
+destination d_kafka {{
+    program("{cmd}"
+          template("{TEMPLATE}"){disk_buffer});
+}};
+log {{ source(s_net); destination(d_kafka); flags(flow-control); }};
+"#
+        );
+        let conf_path = dir.join("syslog-ng.conf");
+        std::fs::write(&conf_path, conf).expect("writing syslog-ng.conf");
+        let mut s = SyslogNg { dir: dir.to_path_buf(), conf: conf_path, port, child: None };
+        s.launch();
+        s
+    }
+
+    /// Starts syslog-ng (again, with the same persist file) and waits until its source listens.
+    fn launch(&mut self) {
+        let log = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("syslog-ng.log"))
+            .expect("syslog-ng.log");
+        let child = Command::new(syslog_ng_bin())
+            .arg("-F")
+            .arg("-f")
+            .arg(&self.conf)
+            .arg("-R")
+            .arg(self.dir.join("syslog-ng.persist"))
+            .arg("-p")
+            .arg(self.dir.join("syslog-ng.pid"))
+            .arg("-c")
+            .arg(self.dir.join("syslog-ng.ctl"))
+            .arg("--no-caps")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("starting syslog-ng");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().expect("try_wait")) {
+                panic!("syslog-ng exited ({status}) before listening: {}", self.log());
+            }
+            assert!(Instant::now() < deadline, "syslog-ng did not listen on port {} within 15 s: {}", self.port, self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn child(&self) -> &Child {
+        self.child.as_ref().expect("syslog-ng is not running")
+    }
+
+    fn running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| c.try_wait().expect("try_wait").is_none())
+    }
+
+    /// SIGHUP: syslog-ng reloads its configuration and restarts its program() child.
+    fn reload(&self) {
+        signal(self.child(), "HUP");
+    }
+
+    /// SIGTERM, as `systemctl stop` does, and waits for syslog-ng to exit.
+    fn stop(&mut self) {
+        let mut child = self.child.take().expect("syslog-ng is not running");
+        signal(&child, "TERM");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while child.try_wait().expect("try_wait").is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("syslog-ng did not exit within 15 s of SIGTERM: {}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Process ids of the kpipes this syslog-ng started (their --dead-letter is in our dir).
+    fn kpipe_pids(&self) -> Vec<u32> {
+        let needle = self.dir.join("dead-letter.ndjson").to_string_lossy().into_owned();
+        let mut pids = Vec::new();
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+            let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
+            let cmdline = String::from_utf8_lossy(&cmdline);
+            if cmdline.starts_with(kpipe_bin()) && cmdline.contains(&needle) {
+                pids.push(pid);
+            }
+        }
+        pids
+    }
+
+    /// Waits until no kpipe of ours runs any more (an old one finishing after a stop).
+    fn wait_kpipes_gone(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while !self.kpipe_pids().is_empty() {
+            assert!(Instant::now() < deadline, "kpipe still running {limit:?} later: {:?}", self.kpipe_pids());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("syslog-ng.log")).unwrap_or_default()
+    }
+
+    fn kpipe_stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.join("kpipe.stderr")).unwrap_or_default()
+    }
+
+    fn dead_lettered(&self) -> usize {
+        read_lines(&self.dir.join("dead-letter.ndjson")).len()
+    }
+}
+
+impl Drop for SyslogNg {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        for pid in self.kpipe_pids() {
+            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).stderr(Stdio::null()).status();
+        }
+    }
+}
+
+/// Writes messages `seqs` as syslog lines in loggen's own message form, from 7 hosts and 3
+/// programs, for `loggen --read-file --dont-parse`.
+fn write_messages(path: &Path, seqs: Range<u64>) {
+    let mut text = String::new();
+    for i in seqs {
+        text.push_str(&format!(
+            "<38>Nov 26 00:36:53 host{} app{}[{}]: seq: {:010}, thread: 0000, runid: 1, stamp: 2026-11-26T00:36:53 kpipe syslog-ng test\n",
+            i % 7,
+            i % 3,
+            1000 + i % 50,
+            i
+        ));
+    }
+    std::fs::write(path, text).expect("writing messages");
+}
+
+/// Runs loggen over TCP to `port` with `args`; returns what it printed.
+fn loggen(port: u16, args: &[&str]) -> String {
+    let out = Command::new("loggen")
+        .args(["--inet", "--stream", "--active-connections", "1"])
+        .args(args)
+        .args(["127.0.0.1", &port.to_string()])
+        .stdin(Stdio::null())
+        .output()
+        .expect("running loggen");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "loggen failed: {text}");
+    text.trim().to_string()
+}
+
+/// Sends every line of `file` as it is, at `rate` messages per second.
+fn loggen_file(port: u16, file: &Path, rate: u32) -> String {
+    let rate = rate.to_string();
+    loggen(port, &["--rate", &rate, "--read-file", &file.to_string_lossy(), "--dont-parse"])
+}
+
+/// The sequence number in a message text: `seq: 0000000042, ...`.
+fn seq_of(message: &str) -> Option<u64> {
+    let rest = &message[message.find("seq: ")? + 5..];
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+/// A record's value as JSON and its sequence number.
+fn parse(l: &Landed) -> (serde_json::Value, u64) {
+    let v: serde_json::Value =
+        serde_json::from_slice(l.value.as_deref().unwrap_or_default()).unwrap_or_else(|e| panic!("not JSON ({e}): {}", l.value_str()));
+    let seq = v["MESSAGE"].as_str().and_then(seq_of).unwrap_or_else(|| panic!("no seq in MESSAGE: {}", l.value_str()));
+    (v, seq)
+}
+
+/// What landed, against what was sent.
+struct Tally {
+    landed: usize,
+    lost: Vec<u64>,
+    /// Sequence numbers that landed more than once, with how many extra copies.
+    duplicated: BTreeMap<u64, usize>,
+}
+
+impl Tally {
+    fn new(expected: Range<u64>, seqs: impl IntoIterator<Item = u64>) -> Tally {
+        let mut seen: BTreeMap<u64, usize> = BTreeMap::new();
+        let mut landed = 0;
+        for s in seqs {
+            landed += 1;
+            *seen.entry(s).or_default() += 1;
+        }
+        let lost = expected.clone().filter(|s| !seen.contains_key(s)).collect();
+        let duplicated = seen.into_iter().filter(|&(_, n)| n > 1).map(|(s, n)| (s, n - 1)).collect();
+        Tally { landed, lost, duplicated }
+    }
+
+    fn duplicates(&self) -> usize {
+        self.duplicated.values().sum()
+    }
+
+    fn report(&self, what: &str, sent: usize, dead_lettered: usize) {
+        eprintln!(
+            "syslog-ng {what}: sent {sent}, landed {}, lost {}, duplicated {}, dead-lettered {dead_lettered}",
+            self.landed,
+            self.lost.len(),
+            self.duplicates()
+        );
+        if !self.lost.is_empty() {
+            eprintln!("  lost seqs: {}", ranges(&self.lost));
+        }
+        if !self.duplicated.is_empty() {
+            let d: Vec<u64> = self.duplicated.keys().copied().collect();
+            eprintln!("  duplicated seqs: {}", ranges(&d));
+        }
+    }
+}
+
+/// `1-5, 9, 12-13` for sorted numbers.
+fn ranges(v: &[u64]) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < v.len() {
+        let mut j = i;
+        while j + 1 < v.len() && v[j + 1] == v[j] + 1 {
+            j += 1;
+        }
+        out.push(if i == j { v[i].to_string() } else { format!("{}-{}", v[i], v[j]) });
+        i = j + 1;
+    }
+    out.join(", ")
+}
+
+#[test]
+fn five_thousand_messages_land_keyed_by_host_within_a_second() {
+    let b = shared_brokers();
+    let prefix = fresh_topic("syslog");
+    let programs = ["app0", "app1", "app2"];
+    for p in programs {
+        create_topic(b, &format!("{prefix}.{p}"), 3, 1, &[]);
+    }
+    let dir = temp_dir("syslog-ng-5000");
+    let file = dir.join("messages.txt");
+    const N: u64 = 5_000;
+    write_messages(&file, 0..N);
+    let mut readers: Vec<(String, TopicReader)> = programs
+        .iter()
+        .map(|p| {
+            let t = format!("{prefix}.{p}");
+            let r = TopicReader::new(b, &t, Duration::from_secs(10));
+            (p.to_string(), r)
+        })
+        .collect();
+    let topic = format!("{prefix}.${{PROGRAM}}");
+    let extra = ["--spool", &dir.join("spool").to_string_lossy().into_owned(), "--shutdown-timeout", "2s"].map(String::from);
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    let mut sng = SyslogNg::start(&dir, &Dest { brokers: b, topic: &topic, extra: &extra, disk_buffer: false });
+
+    let started = Instant::now();
+    let said = loggen_file(sng.port, &file, 20_000);
+    let sent_at = Instant::now();
+    eprintln!("loggen: {said} ({:?})", sent_at - started);
+    let deadline = sent_at + Duration::from_secs(15);
+    let total = |rs: &[(String, TopicReader)]| rs.iter().map(|(_, r)| r.records.len()).sum::<usize>();
+    while total(&readers) < N as usize && Instant::now() < deadline {
+        for (_, r) in readers.iter_mut() {
+            r.read_until(usize::MAX, Duration::from_millis(10), Duration::ZERO);
+        }
+    }
+    let all_in = sent_at.elapsed();
+    let count_at_all_in = total(&readers);
+    assert!(sng.running(), "syslog-ng exited: {}", sng.log());
+    // A little longer, to catch duplicates.
+    let linger = Instant::now() + Duration::from_millis(1000);
+    while Instant::now() < linger {
+        for (_, r) in readers.iter_mut() {
+            r.read_until(usize::MAX, Duration::from_millis(10), Duration::ZERO);
+        }
+    }
+    eprintln!("syslog-ng 5000: {count_at_all_in} of {N} in Kafka {all_in:?} after loggen returned");
+
+    let mut seqs = Vec::new();
+    let mut hosts = std::collections::BTreeSet::new();
+    for (program, r) in &readers {
+        for l in &r.records {
+            let (v, seq) = parse(l);
+            seqs.push(seq);
+            let host = format!("host{}", seq % 7);
+            assert_eq!(v["HOST"], host.as_str(), "{}", l.value_str());
+            assert_eq!(l.key.as_deref(), Some(host.as_bytes()), "key is not HOST: {}", l.value_str());
+            assert_eq!(v["PROGRAM"], program.as_str(), "routed to the wrong topic: {}", l.value_str());
+            assert_eq!(format!("app{}", seq % 3), *program, "{}", l.value_str());
+            assert_eq!(v["PID"], (1000 + seq % 50).to_string().as_str(), "{}", l.value_str());
+            assert_eq!(v["PRIORITY"], "info", "{}", l.value_str());
+            assert_eq!(v["FACILITY"], "auth", "{}", l.value_str());
+            assert!(v["DATE"].is_string(), "no DATE: {}", l.value_str());
+            let want = format!("seq: {seq:010}, thread: 0000, runid: 1, stamp: 2026-11-26T00:36:53 kpipe syslog-ng test");
+            assert_eq!(v["MESSAGE"], want.as_str(), "{}", l.value_str());
+            hosts.insert(host);
+        }
+    }
+    let tally = Tally::new(0..N, seqs);
+    tally.report("5000", N as usize, sng.dead_lettered());
+    sng.stop();
+    assert_eq!(hosts.len(), 7, "keys: {hosts:?}");
+    assert!(tally.lost.is_empty(), "lost {}: {}", tally.lost.len(), ranges(&tally.lost));
+    assert_eq!(tally.duplicates(), 0, "duplicates");
+    assert_eq!(sng.dead_lettered(), 0);
+    assert_eq!(count_at_all_in, N as usize, "not all in Kafka within 15 s; kpipe: {}", sng.kpipe_stderr());
+    assert!(all_in <= Duration::from_millis(1500), "the last message took {all_in:?} to land after loggen returned");
+}
