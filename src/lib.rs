@@ -1,6 +1,7 @@
 //! kpipe's stages, one module each; `main.rs` only parses and runs.
 
 pub mod app;
+pub mod assets;
 pub mod cli;
 pub mod config;
 pub mod envelope;

@@ -1,0 +1,40 @@
+complete -c kpipe -s b -l brokers -d 'Bootstrap brokers, comma-separated host:port' -r
+complete -c kpipe -l host -d 'Broker host, as in the original syslog-ng destination (overrides --brokers)' -r
+complete -c kpipe -l port -d 'Broker port, with --host (default 9092)' -r
+complete -c kpipe -s t -l topic -d 'Topic, or a template such as \'logs.${PROGRAM}\'' -r
+complete -c kpipe -s f -l format -d 'Input framing' -r -f -a "lines\t'Raw records split at --delimiter (default newline); bytes are sent as they are'
+ndjson\t'One JSON value per line, sent byte-exact'
+json\t'JSON values separated by any whitespace, each possibly spanning lines; sent compacted'
+envelope\t'One JSON object per line naming topic, key, value, headers, partition and timestamp'"
+complete -c kpipe -s D -l delimiter -d 'Record delimiter for --format lines; escapes \\n \\t \\r \\0 \\xNN; several bytes allowed' -r
+complete -c kpipe -s K -l key-delimiter -d 'Split each line into key and value at the first DELIM (--format lines), as kcat -K does' -r
+complete -c kpipe -s k -l key -d 'Record key, or a template such as \'${HOST}\'' -r
+complete -c kpipe -s H -l header -d 'Record header NAME=TEMPLATE (repeatable); a value without `$` is static' -r
+complete -c kpipe -l fallback-topic -d 'Topic for records whose template fields are missing' -r
+complete -c kpipe -l timestamp-field -d 'Take the record timestamp from this JSON field (RFC 3339 or epoch milliseconds)' -r
+complete -c kpipe -s p -l partition -d 'Send every record to this partition' -r
+complete -c kpipe -l on-error -d 'What to do with malformed records' -r -f -a "fallback-to-string\t'Send the raw bytes unchanged, with a `kpipe.error` header; report on stderr'
+silently-fallback-to-string\t'As fallback-to-string, without the report'
+drop-message\t'Do not send it; report on stderr'
+silently-drop-message\t'Do not send it; no report'
+exit\t'Deliver what came before, then exit 65'"
+complete -c kpipe -l max-record-size -d 'Largest record sent; larger ones take the error path [default: message.max.bytes]' -r
+complete -c kpipe -s X -l property -d 'librdkafka property KEY=VALUE, passed as-is (repeatable), like kcat -X' -r
+complete -c kpipe -l acks -d 'Acknowledgements required; 1 and 0 turn idempotence off' -r -f -a "all\t'Every in-sync replica has the record; idempotence on (the default)'
+1\t'The leader has written it; idempotence off'
+0\t'Not acknowledged at all; idempotence off'"
+complete -c kpipe -l delivery-timeout -d 'How long one record may take to be delivered, retries included; `never` keeps trying' -r
+complete -c kpipe -l retry-backoff -d 'First pause between retries of a failed produce request' -r
+complete -c kpipe -l retry-backoff-max -d 'Longest pause between retries, reached by doubling' -r
+complete -c kpipe -l max-buffered -d 'Most record bytes held in flight; while full, kpipe stops reading stdin' -r
+complete -c kpipe -l dead-letter -d 'Append records that fail permanently to FILE, as envelope lines with the reason' -r -F
+complete -c kpipe -l spool -d 'Keep what could not be delivered yet in DIR; the next run sends it first' -r -F
+complete -c kpipe -l shutdown-timeout -d 'After SIGTERM/SIGINT (or at EOF with --spool), how long to keep reading and delivering' -r
+complete -c kpipe -l stats -d 'Write statistics as JSON lines to FILE, or `-` for stderr' -r
+complete -c kpipe -l stats-interval -d 'How often to write --stats lines' -r
+complete -c kpipe -l dry-run -d 'Print each record as it would be sent, in envelope form, to stdout; no broker'
+complete -c kpipe -l no-progress -d 'Never show the live progress line, even on a terminal'
+complete -c kpipe -s q -l quiet -d 'Print nothing on success and one line on failure'
+complete -c kpipe -s v -l verbose -d 'More detail on stderr; twice shows librdkafka\'s own log'
+complete -c kpipe -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c kpipe -s V -l version -d 'Print version'

@@ -1,0 +1,208 @@
+//! The man page and shell completions, generated from the clap definition so they cannot
+//! drift from the flags. `scripts/gen-assets` writes them; a test fails when the checked-in
+//! copies differ.
+
+use clap_complete::Shell;
+
+use crate::cli;
+use crate::exit::EXIT_STATUS_HELP;
+
+/// Sections of the man page beyond the options, as (title, body) with paragraphs separated by
+/// blank lines; lines starting with two spaces are kept as they are (examples, tables).
+const SECTIONS: &[(&str, &str)] = &[
+    (
+        "FORMATS",
+        "lines (default): records split at --delimiter (default newline). The bytes are sent \
+as they are: invalid UTF-8, NUL and carriage returns included. Empty records are skipped; a last \
+record without a delimiter is still a record. The delimiter may be several bytes and takes the \
+escapes \\n, \\t, \\r, \\0 and \\xNN. -K splits key and value at the first key delimiter.
+
+ndjson: one JSON value per line, sent byte-exact. A line that is not JSON is malformed.
+
+json: JSON values separated by any whitespace, each possibly spanning many lines (the output of \
+jq ., or concatenated objects). Each is sent compacted. After a malformed value kpipe starts \
+again at the next line that begins with { or [, so one broken value never swallows good ones.
+
+envelope: one JSON object per line that says everything about its record (see ENVELOPE).",
+    ),
+    (
+        "ENVELOPE",
+        "An envelope line is a JSON object:
+
+  {\"topic\":\"t\",\"partition\":0,\"key\":\"k\",\"value\":\"v\",
+   \"headers\":{\"h\":\"x\"},\"timestamp\":1795651200000}
+
+topic defaults to -t. partition pins a partition. key and value are strings; a value that is a \
+JSON object or array is sent as its compact text. \"value\":null is a tombstone; a line without \
+value is malformed. \"value_encoding\":\"base64\" and \"key_encoding\":\"base64\" mark bytes that \
+are not UTF-8; \"headers_encoding\":\"base64\" does the same for every header value; a null header \
+value is a header without value. timestamp is epoch milliseconds or RFC 3339 text. Other fields \
+are ignored.
+
+--dry-run prints records in this form, and the dead-letter file and the spool hold it too, \
+with \"error\" (why the record failed) and \"failed_at\" (epoch milliseconds) added. So \
+kpipe -f envelope < FILE replays a dead-letter file, each record to its own topic with its own \
+key and headers.",
+    ),
+    (
+        "ON-ERROR MODES",
+        "A record is malformed when it is not valid for its format, when a template field it needs \
+is missing and no --fallback-topic is given, or when --timestamp-field is not a time. \
+--on-error takes syslog-ng's words:
+
+  fallback-to-string           send the raw bytes unchanged, with a header kpipe.error
+                               saying what was wrong (default)
+  silently-fallback-to-string  the same without the report on stderr
+  drop-message                 do not send it; report it
+  silently-drop-message        do not send it; no report
+  exit                         deliver what came before, then exit 65
+
+Reports name the line number and byte offset and are rate-limited. When fallback-to-string \
+has no topic to send a record to (its topic is a template), the record goes to the dead-letter \
+file, or counts as not delivered. Records larger than --max-record-size go to the dead-letter \
+file whatever the mode. The exit summary counts malformed records per outcome.",
+    ),
+    (
+        "TEMPLATES",
+        "--topic, --key and --header values may name JSON fields of the record, as syslog-ng does: \
+${NAME} or $NAME, with dotted paths into nested objects (${user.id}); $$ is a dollar sign. \
+Strings render unescaped, other values as their JSON text. Only the fields templates name are \
+extracted. A record whose field is missing goes to --fallback-topic with a kpipe.error header \
+when that is given, else follows --on-error. Templates need -f ndjson or -f json.",
+    ),
+    (
+        "DELIVERY",
+        "Records are produced with acks=all and the idempotent producer, so librdkafka's retries \
+across leader elections and broker restarts neither duplicate nor reorder records within a \
+partition. A record counts as delivered only when the broker acknowledged it. librdkafka retries \
+for --delivery-timeout (never: until a signal), backing off from --retry-backoff to \
+--retry-backoff-max.
+
+Failures are sorted. Permanent ones (record too large, authorisation, invalid or unknown topic, \
+policy violation) go to the dead-letter file at once and never hold up records for other topics. \
+Passing ones (broker down, leader missing, delivery timeout, shutdown) go to the spool when \
+--spool is given, else to the dead-letter file, else they are lost and counted. A record whose \
+request was in flight when it failed may have been stored by the broker all the same \
+(librdkafka's \"possibly persisted\"); the summary counts these, and sending them again may \
+duplicate them.
+
+The spool: at exit, undelivered records are written to DIR as envelope lines and synced. The \
+next run with the same --spool sends them before reading stdin, and every 5 seconds looks for \
+files other runs left; a file is removed once all its records are acknowledged. A lock on the \
+directory keeps two runs from sending the same file. The guarantee is at least once across runs; \
+a run killed with SIGKILL loses what it held in memory.
+
+Memory: --max-buffered caps the bytes librdkafka holds; while it is full kpipe stops reading, \
+so the backpressure reaches the writer.
+
+After a fatal producer error (for example an idempotence sequence failure) kpipe stops \
+reading, puts what is undelivered in the spool or dead-letter file, and exits 75.",
+    ),
+    ("EXIT STATUS", ""),
+    (
+        "SIGNALS",
+        "SIGTERM, SIGINT: kpipe goes on reading stdin until EOF, for at most --shutdown-timeout, \
+delivering as it goes (syslog-ng closes the pipe a few milliseconds after the signal, and what the \
+pipe still holds counts as written for syslog-ng). Then what is undelivered goes to the spool, \
+else the dead-letter file, else counts as lost. A second signal stops at once, after writing the \
+spool or dead-letter file. At EOF with --spool, kpipe also waits at most --shutdown-timeout.
+
+SIGHUP reopens the dead-letter file (for logrotate). SIGUSR1 prints the statistics line.",
+    ),
+    (
+        "ENVIRONMENT",
+        "KPIPE_BROKERS: default for --brokers.
+
+KPIPE_TOPIC: default for --topic.",
+    ),
+    (
+        "EXAMPLES",
+        "  tail -F /var/log/app.log | kpipe -b k1:9092 -t app
+  nightly-report | kpipe -b k1:9092 -t reports -q || logger -t kpipe \"report not delivered\"
+  kpipe -f ndjson -t 'logs.${PROGRAM}' -k '${HOST}' --spool /var/spool/kpipe < events
+  find / -xdev -print0 | kpipe -D '\\0' -t files
+  kpipe --dry-run -f json -t 'logs.${PROGRAM}' < pretty.json
+  kpipe -f envelope < /var/lib/kpipe/dead-letter.ndjson
+
+A syslog-ng destination (see contrib/syslog-ng/kpipe.conf):
+
+  destination d_kafka {
+    program(\"kpipe -f ndjson -t 'logs.${PROGRAM}' -k '${HOST}' --spool /var/spool/kpipe -q\"
+            template(\"$(format-json --scope rfc5424 --scope nv-pairs)\\n\"));
+  };",
+    ),
+];
+
+fn escape(line: &str) -> String {
+    let e = line.replace('\\', "\\e").replace('-', "\\-");
+    if e.starts_with('.') || e.starts_with('\'') {
+        format!("\\&{e}")
+    } else {
+        e
+    }
+}
+
+fn render_section(out: &mut Vec<u8>, title: &str, body: &str) {
+    out.extend_from_slice(format!(".SH \"{title}\"\n").as_bytes());
+    let body = if title == "EXIT STATUS" {
+        EXIT_STATUS_HELP.lines().skip(1).map(|l| format!(" {l}")).collect::<Vec<_>>().join("\n")
+    } else {
+        body.to_string()
+    };
+    for para in body.split("\n\n") {
+        if para.lines().all(|l| l.starts_with(' ') || l.is_empty()) {
+            out.extend_from_slice(b".PP\n.nf\n");
+            for l in para.lines() {
+                out.extend_from_slice(escape(l).as_bytes());
+                out.push(b'\n');
+            }
+            out.extend_from_slice(b".fi\n");
+        } else {
+            out.extend_from_slice(b".PP\n");
+            for l in para.lines() {
+                if l.starts_with(' ') {
+                    out.extend_from_slice(b".br\n");
+                }
+                out.extend_from_slice(escape(l).as_bytes());
+                out.push(b'\n');
+            }
+        }
+    }
+}
+
+/// The man page, kpipe(1).
+pub fn man_page() -> Vec<u8> {
+    // The clap help's examples and exit statuses are sections of their own here.
+    let cmd = cli::command().after_help("").after_long_help("");
+    let man = clap_mangen::Man::new(cmd).date("2026-11-26").manual("kpipe manual").source(concat!("kpipe ", env!("CARGO_PKG_VERSION")));
+    let mut out = Vec::new();
+    // Writing into a Vec cannot fail.
+    let _ = man.render_title(&mut out);
+    let _ = man.render_name_section(&mut out);
+    let _ = man.render_synopsis_section(&mut out);
+    let _ = man.render_description_section(&mut out);
+    let _ = man.render_options_section(&mut out);
+    for (title, body) in SECTIONS {
+        render_section(&mut out, title, body);
+    }
+    let _ = man.render_version_section(&mut out);
+    out
+}
+
+/// The completion script for `shell`.
+pub fn completion(shell: Shell) -> Vec<u8> {
+    let mut cmd = cli::command();
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "kpipe", &mut out);
+    out
+}
+
+/// Every generated file with its path in the repository.
+pub fn all() -> Vec<(&'static str, Vec<u8>)> {
+    vec![
+        ("man/kpipe.1", man_page()),
+        ("completions/kpipe.bash", completion(Shell::Bash)),
+        ("completions/_kpipe", completion(Shell::Zsh)),
+        ("completions/kpipe.fish", completion(Shell::Fish)),
+    ]
+}
