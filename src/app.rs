@@ -476,6 +476,11 @@ impl App {
         if !self.s.quiet {
             eprintln!("{}", c.summary(self.started.elapsed()));
         }
+        // Every record is settled and every file synced: tearing librdkafka down (joining its
+        // threads, tens of milliseconds) would only delay the caller. The process exits next.
+        if self.sink.in_flight() == 0 {
+            std::mem::forget(self.sink);
+        }
         status
     }
 }
