@@ -367,6 +367,12 @@ fn five_thousand_messages_land_keyed_by_host_within_a_second() {
         }
     }
     eprintln!("syslog-ng 5000: {count_at_all_in} of {N} in Kafka {all_in:?} after loggen returned");
+    {
+        let sent_ms = now_ms() as i64 - sent_at.elapsed().as_millis() as i64;
+        let max_ts = readers.iter().flat_map(|(_, r)| r.records.iter().filter_map(|l| l.timestamp)).max().unwrap_or(0);
+        let min_ts = readers.iter().flat_map(|(_, r)| r.records.iter().filter_map(|l| l.timestamp)).min().unwrap_or(0);
+        eprintln!("DEBUG: first produce ts {} ms, last produce ts {} ms relative to loggen return", min_ts - sent_ms, max_ts - sent_ms);
+    }
 
     let mut seqs = Vec::new();
     let mut hosts = std::collections::BTreeSet::new();
@@ -397,4 +403,94 @@ fn five_thousand_messages_land_keyed_by_host_within_a_second() {
     assert_eq!(sng.dead_lettered(), 0);
     assert_eq!(count_at_all_in, N as usize, "not all in Kafka within 15 s; kpipe: {}", sng.kpipe_stderr());
     assert!(all_in <= Duration::from_millis(1500), "the last message took {all_in:?} to land after loggen returned");
+}
+
+/// The outage of the table: 100 messages land, the broker is killed, 2 000 more are
+/// sent, syslog-ng is stopped (SIGTERM) and started again, the broker comes back. Returns the
+/// tally of all 2 100 and how many were dead-lettered.
+fn outage(name: &str, extra: &[&str], disk_buffer: bool, wait: Duration) -> (Tally, usize) {
+    let cluster = Cluster::start(name, 1);
+    let b = cluster.bootstrap.as_str();
+    let topic = fresh_topic(name);
+    create_topic(b, &topic, 1, 1, &[]);
+    let dir = temp_dir(name);
+    write_messages(&dir.join("before.txt"), 0..100);
+    write_messages(&dir.join("during.txt"), 100..2_100);
+    let spool = dir.join("spool").to_string_lossy().into_owned();
+    let mut args = vec!["--spool", spool.as_str(), "--shutdown-timeout", "2s"];
+    args.extend_from_slice(extra);
+    let mut sng = SyslogNg::start(&dir, &Dest { brokers: b, topic: &topic, extra: &args, disk_buffer });
+
+    let mut reader = TopicReader::new(b, &topic, Duration::from_secs(10));
+    loggen_file(sng.port, &dir.join("before.txt"), 1_000);
+    reader.read_until(100, Duration::from_secs(15), Duration::ZERO);
+    assert_eq!(reader.records.len(), 100, "the first 100 did not land; kpipe: {}", sng.kpipe_stderr());
+
+    cluster.kill_node(1);
+    let t = Instant::now();
+    loggen_file(sng.port, &dir.join("during.txt"), 5_000);
+    eprintln!("{name}: broker killed, 2000 sent in {:?}; stopping syslog-ng", t.elapsed());
+    sng.stop();
+    sng.launch();
+    eprintln!("{name}: syslog-ng restarted {:?} after the kill", t.elapsed());
+    cluster.start_node(1);
+    eprintln!("{name}: broker back {:?} after the kill", t.elapsed());
+
+    let mut reader = TopicReader::new(b, &topic, Duration::from_secs(10));
+    reader.read_until(2_100, wait, Duration::from_secs(1));
+    eprintln!("{name}: {} landed {:?} after the kill", reader.records.len(), t.elapsed());
+    sng.stop();
+    sng.wait_kpipes_gone(Duration::from_secs(10));
+    eprintln!("{name}: kpipe's stderr:\n{}", sng.kpipe_stderr().trim_end());
+    let tally = Tally::new(0..2_100, reader.records.iter().map(|l| parse(l).1));
+    let dead = sng.dead_lettered();
+    tally.report(name, 2_100, dead);
+    (tally, dead)
+}
+
+#[test]
+fn broker_down_and_syslog_ng_restarted_with_spool_loses_nothing() {
+    let (tally, dead) = outage("syslog-outage", &[], true, Duration::from_secs(40));
+    assert!(tally.lost.is_empty(), "lost {}: {}", tally.lost.len(), ranges(&tally.lost));
+    assert_eq!(dead, 0, "dead-lettered");
+    assert_eq!(tally.duplicates(), 0, "duplicated");
+}
+
+#[test]
+fn reloads_restart_kpipe_mid_stream_without_loss() {
+    let b = shared_brokers();
+    let topic = fresh_topic("syslog-reload");
+    create_topic(b, &topic, 1, 1, &[]);
+    let dir = temp_dir("syslog-ng-reload");
+    let spool = dir.join("spool").to_string_lossy().into_owned();
+    let extra = ["--spool", spool.as_str(), "--shutdown-timeout", "2s"];
+    let mut sng = SyslogNg::start(&dir, &Dest { brokers: b, topic: &topic, extra: &extra, disk_buffer: false });
+    let mut reader = TopicReader::new(b, &topic, Duration::from_secs(10));
+
+    // loggen's own messages (`seq: 0000000000, thread: 0000, runid: ...`), 5 000 at 1 000/s.
+    const N: u64 = 5_000;
+    let port = sng.port;
+    let sender = std::thread::spawn(move || loggen(port, &["--rate", "1000", "--number", &N.to_string()]));
+    let mut pids_seen = std::collections::BTreeSet::new();
+    for _ in 0..4 {
+        std::thread::sleep(Duration::from_millis(1000));
+        pids_seen.extend(sng.kpipe_pids());
+        sng.reload();
+    }
+    let said = sender.join().expect("loggen thread");
+    eprintln!("loggen: {said}");
+    reader.read_until(N as usize, Duration::from_secs(20), Duration::from_secs(1));
+    pids_seen.extend(sng.kpipe_pids());
+    assert!(sng.running(), "syslog-ng exited: {}", sng.log());
+    sng.stop();
+    sng.wait_kpipes_gone(Duration::from_secs(10));
+    let stderr = sng.kpipe_stderr();
+    eprintln!("kpipe's stderr:\n{}", stderr.trim_end());
+    let tally = Tally::new(0..N, reader.records.iter().map(|l| parse(l).1));
+    tally.report("4 reloads during 5000", N as usize, sng.dead_lettered());
+    let runs = stderr.lines().filter(|l| l.contains(" read, ")).count();
+    eprintln!("kpipe processes seen: {}, summaries: {runs}", pids_seen.len());
+    assert!(pids_seen.len() >= 5, "syslog-ng did not restart kpipe on each reload: {pids_seen:?}");
+    assert!(tally.lost.is_empty(), "lost {}: {}", tally.lost.len(), ranges(&tally.lost));
+    assert_eq!(sng.dead_lettered(), 0, "dead-lettered");
 }
