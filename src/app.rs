@@ -257,7 +257,14 @@ impl App {
     }
 
     fn malformed(&mut self, bytes: &[u8], why: &str, line: u64, offset: u64) {
-        let text = format!("line {line}, byte {offset}: {why}");
+        let looks_like_text = matches!(self.s.format, Format::Ndjson | Format::Json)
+            && !matches!(bytes.iter().find(|b| !b.is_ascii_whitespace()), Some(b'{' | b'[' | b'"'));
+        let hint = if looks_like_text && self.ledger.counters.malformed() == 0 {
+            " (is the input JSON? for plain text use -f lines)"
+        } else {
+            ""
+        };
+        let text = format!("line {line}, byte {offset}: {why}{hint}");
         let mode = self.s.on_error;
         if mode.reports() && !self.s.quiet {
             self.reporter.report(&text);
@@ -470,7 +477,13 @@ impl App {
                 whereabouts.push(format!("{lost} lost (give --spool DIR or --dead-letter FILE to keep them)"));
             }
             let why = self.ledger.last_error().or_else(|| self.fatal.clone()).unwrap_or_else(|| "unknown".into());
-            let hint = if unreachable { format!("; no broker of {} answers: check --brokers and that Kafka is up", self.s.brokers) } else { String::new() };
+            let hint = if unreachable {
+                format!("; no broker of {} answers: check --brokers and that Kafka is up", self.s.brokers)
+            } else if why.contains("Unknown topic") {
+                "; create the topic first, or let the broker create it (auto.create.topics.enable=true)".to_string()
+            } else {
+                String::new()
+            };
             eprintln!("kpipe: {undelivered} records not delivered: {}; last error: {why}{hint}", whereabouts.join(", "));
         }
         if !self.s.quiet {

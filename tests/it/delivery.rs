@@ -128,3 +128,32 @@ fn weaker_acks_warn_that_idempotence_is_off() {
     assert_eq!(run.code(), 0, "{}", run.stderr);
     assert!(run.stderr.contains("idempotent producer off"), "{}", run.stderr);
 }
+
+#[test]
+fn sighup_reopens_the_dead_letter_file() {
+    let b = shared_brokers();
+    let topic = fresh_topic("sighup");
+    let dir = temp_dir("sighup");
+    let dlq = dir.join("dead.ndjson");
+    let rotated = dir.join("dead.ndjson.1");
+    let mut child = spawn(&["-b", b, "-t", &topic, "--max-record-size", "10", "--dead-letter", dlq.to_str().unwrap()]);
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"first record too long\n").unwrap();
+    stdin.flush().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while read_lines(&dlq).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "nothing dead-lettered");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::fs::rename(&dlq, &rotated).unwrap();
+    signal(&child, "HUP");
+    std::thread::sleep(Duration::from_millis(500));
+    stdin.write_all(b"second record too long\n").unwrap();
+    drop(stdin);
+    let run = wait_with_limit(child, Duration::from_secs(30));
+    assert_eq!(run.code(), 75, "{}", run.stderr);
+    assert!(read_lines(&rotated)[0].contains("first record"));
+    let fresh = read_lines(&dlq);
+    assert_eq!(fresh.len(), 1);
+    assert!(fresh[0].contains("second record"));
+}

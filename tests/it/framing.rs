@@ -231,3 +231,28 @@ fn random_bytes_as_ndjson_do_not_crash() {
     let read: usize = summary.split_whitespace().nth(1).unwrap().parse().unwrap();
     assert!(summary.contains(&format!("{read} delivered, 0 failed")), "{summary}");
 }
+
+#[test]
+fn fallback_topic_timestamp_field_and_pinned_partition() {
+    let b = shared_brokers();
+    let tag = fresh_topic("ts").replace('-', "_");
+    let routed = format!("logs.{tag}_web");
+    let fallback = format!("{tag}_fallback");
+    create_topic(b, &routed, 3, 1, &[]);
+    create_topic(b, &fallback, 3, 1, &[]);
+    let input = format!(
+        "{{\"PROGRAM\":\"{tag}_web\",\"DATE\":\"2026-11-26T00:00:00+00:00\"}}\n{{\"DATE\":1795651200123}}\n"
+    );
+    let run = kpipe(
+        &["-b", b, "-f", "ndjson", "-t", "logs.${PROGRAM}", "--fallback-topic", &fallback, "--timestamp-field", "DATE", "-p", "2"],
+        input.as_bytes(),
+    );
+    assert_eq!(run.code(), 0, "{}", run.stderr);
+    let a = read_topic(b, &routed, 1, WAIT);
+    assert_eq!(a.len(), 1);
+    assert_eq!((a[0].partition, a[0].timestamp), (2, Some(1_795_651_200_000)));
+    let f = read_topic(b, &fallback, 1, WAIT);
+    assert_eq!(f.len(), 1);
+    assert_eq!((f[0].partition, f[0].timestamp), (2, Some(1_795_651_200_123)));
+    assert!(f[0].header("kpipe.error").is_some_and(|e| e.contains("PROGRAM")), "{:?}", f[0].headers);
+}
