@@ -90,3 +90,19 @@ fn ndjson_on_plain_text_says_what_to_do() {
     assert_eq!(run.code(), 0);
     assert!(run.stderr.contains("line 1, byte 0: invalid JSON"), "{}", run.stderr);
 }
+
+#[test]
+fn progress_only_on_a_terminal() {
+    let dir = temp_dir("progress");
+    let input = dir.join("input.txt");
+    let lines: String = (0..300_000).map(|i| format!("line {i}\n")).collect();
+    std::fs::write(&input, lines).unwrap();
+    let cmd = format!("{} --dry-run -t x < {} > /dev/null", kpipe_bin(), input.display());
+    // `script` gives kpipe a terminal as stderr, as a person at a shell would have.
+    let out = Command::new("script").args(["-qec", &cmd, "/dev/null"]).output().expect("script");
+    let tty = String::from_utf8_lossy(&out.stdout);
+    assert!(tty.contains("ETA") && tty.contains("delivered"), "no progress on a terminal: {tty}");
+    let plain = Command::new("sh").args(["-c", &cmd]).output().expect("sh");
+    let text = String::from_utf8_lossy(&plain.stderr);
+    assert!(!text.contains("ETA"), "progress on a pipe: {text}");
+}
