@@ -64,7 +64,10 @@ impl Reporter {
     fn report(&mut self, text: &str) {
         if self.window_start.elapsed() >= Duration::from_secs(1) {
             if self.suppressed > 0 {
-                eprintln!("kpipe: {} more malformed records not shown", self.suppressed);
+                eprintln!(
+                    "kpipe: {} more malformed records not shown",
+                    self.suppressed
+                );
             }
             self.window_start = Instant::now();
             self.shown = 0;
@@ -80,7 +83,10 @@ impl Reporter {
 
     fn finish(&mut self) {
         if self.suppressed > 0 {
-            eprintln!("kpipe: {} more malformed records not shown", self.suppressed);
+            eprintln!(
+                "kpipe: {} more malformed records not shown",
+                self.suppressed
+            );
             self.suppressed = 0;
         }
     }
@@ -118,16 +124,30 @@ fn fail(status: Status) -> impl FnOnce(anyhow::Error) -> Failure {
 impl App {
     fn new(s: Settings) -> Result<App, Failure> {
         let signals = Signals::install().map_err(fail(Status::Software))?;
-        let (dead_letter, spool_dir) = if s.dry_run { (None, None) } else { (s.dead_letter.clone(), s.spool.clone()) };
-        let ledger = Arc::new(Ledger::new(dead_letter.as_deref(), spool_dir.as_deref()).map_err(fail(Status::IoErr))?);
-        let spool = spool_dir.as_deref().map(SpoolDir::open).transpose().map_err(fail(Status::IoErr))?;
+        let (dead_letter, spool_dir) = if s.dry_run {
+            (None, None)
+        } else {
+            (s.dead_letter.clone(), s.spool.clone())
+        };
+        let ledger = Arc::new(
+            Ledger::new(dead_letter.as_deref(), spool_dir.as_deref())
+                .map_err(fail(Status::IoErr))?,
+        );
+        let spool = spool_dir
+            .as_deref()
+            .map(SpoolDir::open)
+            .transpose()
+            .map_err(fail(Status::IoErr))?;
         if s.acks != crate::cli::Acks::All && !s.quiet {
             eprintln!("kpipe: --acks {:?} turns the idempotent producer off: retries may duplicate or reorder records", s.acks);
         }
         let sink = if s.dry_run {
             Sink::DryRun(DryRun::new(ledger.clone()))
         } else {
-            Sink::Kafka(KafkaSink::new(&s.client, ledger.clone(), s.verbose, s.quiet).map_err(fail(Status::Config))?)
+            Sink::Kafka(
+                KafkaSink::new(&s.client, ledger.clone(), s.verbose, s.quiet)
+                    .map_err(fail(Status::Config))?,
+            )
         };
         let stats_out: Option<Box<dyn Write>> = match s.stats.as_deref() {
             None => None,
@@ -141,7 +161,8 @@ impl App {
                     .map_err(fail(Status::IoErr))?,
             )),
         };
-        let replay_router = Router::new(Format::Envelope, None, None, &[], None, None, None, None).map_err(fail(Status::Software))?;
+        let replay_router = Router::new(Format::Envelope, None, None, &[], None, None, None, None)
+            .map_err(fail(Status::Software))?;
         Ok(App {
             progress: Progress::start(s.progress),
             s,
@@ -151,7 +172,11 @@ impl App {
             spool,
             replay_router,
             stats_out,
-            reporter: Reporter { shown: 0, suppressed: 0, window_start: Instant::now() },
+            reporter: Reporter {
+                shown: 0,
+                suppressed: 0,
+                window_start: Instant::now(),
+            },
             started: Instant::now(),
             first_stop: None,
             data_error: false,
@@ -186,7 +211,9 @@ impl App {
         self.data_error
             || self.fatal.is_some()
             || self.signals.stops() >= 2
-            || self.first_stop.is_some_and(|t| t.elapsed() >= self.s.shutdown_timeout)
+            || self
+                .first_stop
+                .is_some_and(|t| t.elapsed() >= self.s.shutdown_timeout)
     }
 
     fn read_stdin(&mut self) {
@@ -249,7 +276,11 @@ impl App {
         if let Some(why) = why {
             return self.malformed(bytes, &why, line, offset);
         }
-        let stop = StopCheck { signals: &self.signals, first_stop: &mut self.first_stop, grace: self.s.shutdown_timeout };
+        let stop = StopCheck {
+            signals: &self.signals,
+            first_stop: &mut self.first_stop,
+            grace: self.s.shutdown_timeout,
+        };
         match self.s.router.route(bytes) {
             Ok(out) => self.sink.send(out, &mut stop.into_fn()),
             Err(problem) => self.malformed(bytes, &problem.0, line, offset),
@@ -258,7 +289,10 @@ impl App {
 
     fn malformed(&mut self, bytes: &[u8], why: &str, line: u64, offset: u64) {
         let looks_like_text = matches!(self.s.format, Format::Ndjson | Format::Json)
-            && !matches!(bytes.iter().find(|b| !b.is_ascii_whitespace()), Some(b'{' | b'[' | b'"'));
+            && !matches!(
+                bytes.iter().find(|b| !b.is_ascii_whitespace()),
+                Some(b'{' | b'[' | b'"')
+            );
         let hint = if looks_like_text && self.ledger.counters.malformed() == 0 {
             " (is the input JSON? for plain text use -f lines)"
         } else {
@@ -272,7 +306,11 @@ impl App {
         let c = &self.ledger.counters;
         match mode {
             OnError::FallbackToString | OnError::SilentlyFallbackToString => {
-                let stop = StopCheck { signals: &self.signals, first_stop: &mut self.first_stop, grace: self.s.shutdown_timeout };
+                let stop = StopCheck {
+                    signals: &self.signals,
+                    first_stop: &mut self.first_stop,
+                    grace: self.s.shutdown_timeout,
+                };
                 match self.s.router.fallback(bytes, &text) {
                     Some(out) => {
                         bump(&c.malformed_sent);
@@ -280,7 +318,11 @@ impl App {
                     }
                     None => {
                         bump(&c.malformed_failed);
-                        self.fail_raw(bytes, &format!("{text}; no topic to send it to (give --fallback-topic)"), Kind::Permanent);
+                        self.fail_raw(
+                            bytes,
+                            &format!("{text}; no topic to send it to (give --fallback-topic)"),
+                            Kind::Permanent,
+                        );
                     }
                 }
             }
@@ -300,21 +342,42 @@ impl App {
             None => (String::new(), None),
         };
         use rdkafka::message::Headers;
-        let headers = headers.as_ref().map(|h| h.iter().map(|h| (h.key, h.value)).collect()).unwrap_or_default();
-        let view = envelope::Outgoing { topic: &topic, partition: None, key: None, value: Some(bytes), headers, timestamp: None };
-        self.ledger.failed(Origin::stdin(false), &view, why, kind, false);
+        let headers = headers
+            .as_ref()
+            .map(|h| h.iter().map(|h| (h.key, h.value)).collect())
+            .unwrap_or_default();
+        let view = envelope::Outgoing {
+            topic: &topic,
+            partition: None,
+            key: None,
+            value: Some(bytes),
+            headers,
+            timestamp: None,
+        };
+        self.ledger
+            .failed(Origin::stdin(false), &view, why, kind, false);
     }
 
     fn replay_spool(&mut self) -> Result<()> {
-        let Some(dir) = self.spool.as_mut() else { return Ok(()) };
+        let Some(dir) = self.spool.as_mut() else {
+            return Ok(());
+        };
         let files = dir.claim_new()?;
         for path in files {
-            let index = self.ledger.replay.lock().map_err(|_| anyhow::anyhow!("replay lock poisoned"))?.add(path.clone());
-            let file = File::open(&path).with_context(|| format!("opening the spool file {}", path.display()))?;
+            let index = self
+                .ledger
+                .replay
+                .lock()
+                .map_err(|_| anyhow::anyhow!("replay lock poisoned"))?
+                .add(path.clone());
+            let file = File::open(&path)
+                .with_context(|| format!("opening the spool file {}", path.display()))?;
             let mut reader = BlockReader::file(file);
             let mut framer = LinesFramer::new(b"\n");
             loop {
-                let fill = reader.fill(TICK).with_context(|| format!("reading the spool file {}", path.display()))?;
+                let fill = reader
+                    .fill(TICK)
+                    .with_context(|| format!("reading the spool file {}", path.display()))?;
                 while let Some(piece) = framer.next_piece(reader.window(), reader.at_eof()) {
                     let len = piece.len();
                     if let Piece::Record(_) = piece {
@@ -345,10 +408,18 @@ impl App {
                     r.sent(index);
                 }
                 bump(&self.ledger.counters.replayed);
-                let stop = StopCheck { signals: &self.signals, first_stop: &mut self.first_stop, grace: self.s.shutdown_timeout };
+                let stop = StopCheck {
+                    signals: &self.signals,
+                    first_stop: &mut self.first_stop,
+                    grace: self.s.shutdown_timeout,
+                };
                 self.sink.send(out, &mut stop.into_fn());
             }
-            Err(p) => eprintln!("kpipe: {}: a line is not an envelope ({}); left out", path.display(), p.0),
+            Err(p) => eprintln!(
+                "kpipe: {}: a line is not an envelope ({}); left out",
+                path.display(),
+                p.0
+            ),
         }
     }
 
@@ -376,8 +447,17 @@ impl App {
             self.write_stats(in_flight);
         }
         let c = &self.ledger.counters;
-        self.progress.update(c.bytes.load(Relaxed), c.read.load(Relaxed), c.delivered.load(Relaxed), in_flight, 0.0);
-        if self.spool.is_some() && self.first_stop.is_none() && self.last_rescan.elapsed() >= SPOOL_RESCAN {
+        self.progress.update(
+            c.bytes.load(Relaxed),
+            c.read.load(Relaxed),
+            c.delivered.load(Relaxed),
+            in_flight,
+            0.0,
+        );
+        if self.spool.is_some()
+            && self.first_stop.is_none()
+            && self.last_rescan.elapsed() >= SPOOL_RESCAN
+        {
             self.last_rescan = Instant::now();
             if let Err(e) = self.replay_spool() {
                 eprintln!("kpipe: {e:#}");
@@ -406,14 +486,24 @@ impl App {
     /// Waits for outstanding deliveries; past the deadline, fails them into the spool or
     /// dead-letter file.
     fn drain(&mut self) {
-        let spool_deadline = self.s.spool.is_some().then(|| Instant::now() + self.s.shutdown_timeout);
+        let spool_deadline = self
+            .s
+            .spool
+            .is_some()
+            .then(|| Instant::now() + self.s.shutdown_timeout);
         loop {
             self.tick();
             if self.sink.in_flight() == 0 {
                 break;
             }
-            let deadline = self.first_stop.map(|t| t + self.s.shutdown_timeout).or(spool_deadline);
-            if self.signals.stops() >= 2 || self.fatal.is_some() || deadline.is_some_and(|d| Instant::now() >= d) {
+            let deadline = self
+                .first_stop
+                .map(|t| t + self.s.shutdown_timeout)
+                .or(spool_deadline);
+            if self.signals.stops() >= 2
+                || self.fatal.is_some()
+                || deadline.is_some_and(|d| Instant::now() >= d)
+            {
                 self.sink.purge();
                 for _ in 0..1000 {
                     self.sink.poll(DRAIN_SLICE);
@@ -445,7 +535,11 @@ impl App {
             self.write_stats(self.sink.in_flight());
         }
         let c = &self.ledger.counters;
-        let (spooled, dead, lost) = (c.spooled.load(Relaxed), c.dead_lettered.load(Relaxed), c.lost.load(Relaxed));
+        let (spooled, dead, lost) = (
+            c.spooled.load(Relaxed),
+            c.dead_lettered.load(Relaxed),
+            c.lost.load(Relaxed),
+        );
         let undelivered = spooled + dead + lost;
         let mut status = Status::Ok;
         if self.data_error {
@@ -464,27 +558,51 @@ impl App {
                     Sink::Kafka(k) => !k.reachable(),
                     Sink::DryRun(_) => false,
                 };
-            status = status.merge(if unreachable { Status::Unavailable } else { Status::TempFail });
+            status = status.merge(if unreachable {
+                Status::Unavailable
+            } else {
+                Status::TempFail
+            });
             let (spool, dead_letter) = self.ledger.outlet_names();
             let mut whereabouts = Vec::new();
             if spooled > 0 {
-                whereabouts.push(format!("{spooled} in the spool {} (the next run with --spool sends them)", spool.map(|p| p.display().to_string()).unwrap_or_default()));
+                whereabouts.push(format!(
+                    "{spooled} in the spool {} (the next run with --spool sends them)",
+                    spool.map(|p| p.display().to_string()).unwrap_or_default()
+                ));
             }
             if dead > 0 {
-                whereabouts.push(format!("{dead} in the dead-letter file {} (replay: kpipe -f envelope < FILE)", dead_letter.map(|p| p.display().to_string()).unwrap_or_default()));
+                whereabouts.push(format!(
+                    "{dead} in the dead-letter file {} (replay: kpipe -f envelope < FILE)",
+                    dead_letter
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default()
+                ));
             }
             if lost > 0 {
-                whereabouts.push(format!("{lost} lost (give --spool DIR or --dead-letter FILE to keep them)"));
+                whereabouts.push(format!(
+                    "{lost} lost (give --spool DIR or --dead-letter FILE to keep them)"
+                ));
             }
-            let why = self.ledger.last_error().or_else(|| self.fatal.clone()).unwrap_or_else(|| "unknown".into());
+            let why = self
+                .ledger
+                .last_error()
+                .or_else(|| self.fatal.clone())
+                .unwrap_or_else(|| "unknown".into());
             let hint = if unreachable {
-                format!("; no broker of {} answers: check --brokers and that Kafka is up", self.s.brokers)
+                format!(
+                    "; no broker of {} answers: check --brokers and that Kafka is up",
+                    self.s.brokers
+                )
             } else if why.contains("Unknown topic") {
                 "; create the topic first, or let the broker create it (auto.create.topics.enable=true)".to_string()
             } else {
                 String::new()
             };
-            eprintln!("kpipe: {undelivered} records not delivered: {}; last error: {why}{hint}", whereabouts.join(", "));
+            eprintln!(
+                "kpipe: {undelivered} records not delivered: {}; last error: {why}{hint}",
+                whereabouts.join(", ")
+            );
         }
         if !self.s.quiet {
             eprintln!("{}", c.summary(self.started.elapsed()));

@@ -145,7 +145,12 @@ fn escape(line: &str) -> String {
 fn render_section(out: &mut Vec<u8>, title: &str, body: &str) {
     out.extend_from_slice(format!(".SH \"{title}\"\n").as_bytes());
     let body = if title == "EXIT STATUS" {
-        EXIT_STATUS_HELP.lines().skip(1).map(|l| format!(" {l}")).collect::<Vec<_>>().join("\n")
+        EXIT_STATUS_HELP
+            .lines()
+            .skip(1)
+            .map(|l| format!(" {l}"))
+            .collect::<Vec<_>>()
+            .join("\n")
     } else {
         body.to_string()
     };
@@ -174,7 +179,10 @@ fn render_section(out: &mut Vec<u8>, title: &str, body: &str) {
 pub fn man_page() -> Vec<u8> {
     // The clap help's examples and exit statuses are sections of their own here.
     let cmd = cli::command().after_help("").after_long_help("");
-    let man = clap_mangen::Man::new(cmd).date("2026-11-26").manual("kpipe manual").source(concat!("kpipe ", env!("CARGO_PKG_VERSION")));
+    let man = clap_mangen::Man::new(cmd)
+        .date("2026-11-26")
+        .manual("kpipe manual")
+        .source(concat!("kpipe ", env!("CARGO_PKG_VERSION")));
     let mut out = Vec::new();
     // Writing into a Vec cannot fail.
     let _ = man.render_title(&mut out);

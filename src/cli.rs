@@ -40,12 +40,18 @@ pub enum OnError {
 impl OnError {
     /// Whether the record is still sent (with its raw bytes).
     pub fn sends(self) -> bool {
-        matches!(self, OnError::FallbackToString | OnError::SilentlyFallbackToString)
+        matches!(
+            self,
+            OnError::FallbackToString | OnError::SilentlyFallbackToString
+        )
     }
 
     /// Whether the record is reported on stderr.
     pub fn reports(self) -> bool {
-        !matches!(self, OnError::SilentlyFallbackToString | OnError::SilentlyDropMessage)
+        !matches!(
+            self,
+            OnError::SilentlyFallbackToString | OnError::SilentlyDropMessage
+        )
     }
 }
 
@@ -94,7 +100,13 @@ SIGUSR1 prints the statistics line.";
 )]
 pub struct Cli {
     /// Bootstrap brokers, comma-separated host:port.
-    #[arg(short = 'b', long, env = "KPIPE_BROKERS", value_name = "LIST", default_value = "localhost:9092")]
+    #[arg(
+        short = 'b',
+        long,
+        env = "KPIPE_BROKERS",
+        value_name = "LIST",
+        default_value = "localhost:9092"
+    )]
     pub brokers: String,
 
     /// Broker host, as in the original syslog-ng destination (overrides --brokers).

@@ -57,7 +57,9 @@ impl Settings {
             bail!("no topic: give -t TOPIC (or set KPIPE_TOPIC)");
         }
         if cli.key_delimiter.is_some() && cli.format != Format::Lines {
-            bail!("-K/--key-delimiter only applies to --format lines; use -k '${{FIELD}}' for JSON");
+            bail!(
+                "-K/--key-delimiter only applies to --format lines; use -k '${{FIELD}}' for JSON"
+            );
         }
         let delimiter = unescape(&cli.delimiter).map_err(|e| anyhow::anyhow!("-D: {e}"))?;
         let key_delimiter = match &cli.key_delimiter {
@@ -117,7 +119,11 @@ const OWNED_BY_FLAGS: &[(&str, &str)] = &[
     ("metadata.broker.list", "--brokers"),
 ];
 
-fn client_config(cli: &Cli, brokers: &str, properties: &[(String, String)]) -> Result<ClientConfig> {
+fn client_config(
+    cli: &Cli,
+    brokers: &str,
+    properties: &[(String, String)],
+) -> Result<ClientConfig> {
     for (key, _) in properties {
         if let Some((_, flag)) = OWNED_BY_FLAGS.iter().find(|(k, _)| k == key) {
             bail!("-X {key} is set by {flag}; use {flag} instead, so the two cannot disagree");
@@ -126,24 +132,49 @@ fn client_config(cli: &Cli, brokers: &str, properties: &[(String, String)]) -> R
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", brokers)
         .set("client.id", "kpipe")
-        .set("acks", match cli.acks {
-            Acks::All => "all",
-            Acks::One => "1",
-            Acks::Zero => "0",
-        })
-        .set("enable.idempotence", if cli.acks == Acks::All { "true" } else { "false" })
+        .set(
+            "acks",
+            match cli.acks {
+                Acks::All => "all",
+                Acks::One => "1",
+                Acks::Zero => "0",
+            },
+        )
+        .set(
+            "enable.idempotence",
+            if cli.acks == Acks::All {
+                "true"
+            } else {
+                "false"
+            },
+        )
         .set(
             "message.timeout.ms",
-            cli.delivery_timeout.0.map_or(0, |d| d.as_millis().max(1)).to_string(),
+            cli.delivery_timeout
+                .0
+                .map_or(0, |d| d.as_millis().max(1))
+                .to_string(),
         )
-        .set("retry.backoff.ms", cli.retry_backoff.as_millis().max(1).to_string())
-        .set("retry.backoff.max.ms", cli.retry_backoff_max.as_millis().max(1).to_string())
-        .set("queue.buffering.max.kbytes", (cli.max_buffered / 1024).max(1).to_string())
+        .set(
+            "retry.backoff.ms",
+            cli.retry_backoff.as_millis().max(1).to_string(),
+        )
+        .set(
+            "retry.backoff.max.ms",
+            cli.retry_backoff_max.as_millis().max(1).to_string(),
+        )
+        .set(
+            "queue.buffering.max.kbytes",
+            (cli.max_buffered / 1024).max(1).to_string(),
+        )
         // librdkafka's cost per queued record (memory and, with idempotence, CPU in its queue
         // bookkeeping) dominates for small records, so the record count is capped too: one
         // record per 4 KiB of --max-buffered (16 384 by default). Measured on 1M records of
         // 227 B: a 1M cap held 128 MB and used 3 µs CPU per record, 16k about 14 MB and 1.2 µs.
-        .set("queue.buffering.max.messages", (cli.max_buffered / 4096).clamp(1000, 1_000_000).to_string())
+        .set(
+            "queue.buffering.max.messages",
+            (cli.max_buffered / 4096).clamp(1000, 1_000_000).to_string(),
+        )
         .set("linger.ms", "5")
         .set("batch.size", "1000000")
         // Keyed records land where the Java client would put them.
@@ -154,7 +185,10 @@ fn client_config(cli: &Cli, brokers: &str, properties: &[(String, String)]) -> R
         // waiting for one made a one-record run take 60 ms instead of 15.
         .set("enable.sparse.connections", "false");
     if cli.stats.is_some() {
-        c.set("statistics.interval.ms", cli.stats_interval.as_millis().max(1).to_string());
+        c.set(
+            "statistics.interval.ms",
+            cli.stats_interval.as_millis().max(1).to_string(),
+        );
     }
     for (k, v) in properties {
         c.set(k, v);

@@ -58,28 +58,41 @@ impl<'a> Incoming<'a> {
         match self.timestamp {
             None => Ok(None),
             Some(raw) if raw.get() == "null" => Ok(None),
-            Some(raw) => timestamp::from_json(raw)
-                .map(Some)
-                .ok_or_else(|| format!("envelope timestamp {} is neither epoch milliseconds nor RFC 3339", raw.get())),
+            Some(raw) => timestamp::from_json(raw).map(Some).ok_or_else(|| {
+                format!(
+                    "envelope timestamp {} is neither epoch milliseconds nor RFC 3339",
+                    raw.get()
+                )
+            }),
         }
     }
 }
 
 /// Decodes a key or value field into `out`; `Ok(false)` means null (no key, or a tombstone).
-pub fn decode_field(raw: &RawValue, encoding: Option<&str>, what: &str, out: &mut Vec<u8>) -> Result<bool, String> {
+pub fn decode_field(
+    raw: &RawValue,
+    encoding: Option<&str>,
+    what: &str,
+    out: &mut Vec<u8>,
+) -> Result<bool, String> {
     out.clear();
     let text = raw.get();
     if text == "null" {
         return Ok(false);
     }
     if text.starts_with('"') {
-        let s: Cow<str> = serde_json::from_str(text).map_err(|e| format!("envelope {what}: {e}"))?;
+        let s: Cow<str> =
+            serde_json::from_str(text).map_err(|e| format!("envelope {what}: {e}"))?;
         match encoding {
             None | Some("utf-8" | "utf8" | "string") => out.extend_from_slice(s.as_bytes()),
             Some("base64") => BASE64
                 .decode_vec(s.as_bytes(), out)
                 .map_err(|e| format!("envelope {what} is not valid base64: {e}"))?,
-            Some(other) => return Err(format!("envelope {what}_encoding `{other}` is unknown; use base64")),
+            Some(other) => {
+                return Err(format!(
+                    "envelope {what}_encoding `{other}` is unknown; use base64"
+                ))
+            }
         }
     } else {
         // Objects, arrays and numbers travel as their JSON text.
@@ -141,7 +154,10 @@ pub fn write_line(out: &mut Vec<u8>, rec: &Outgoing, failure: Option<&Failure>) 
         None => out.extend_from_slice(b",\"value\":null"),
     }
     if !rec.headers.is_empty() {
-        let binary = rec.headers.iter().any(|(_, v)| v.is_some_and(|v| std::str::from_utf8(v).is_err()));
+        let binary = rec
+            .headers
+            .iter()
+            .any(|(_, v)| v.is_some_and(|v| std::str::from_utf8(v).is_err()));
         out.extend_from_slice(b",\"headers\":{");
         for (i, (name, value)) in rec.headers.iter().enumerate() {
             if i > 0 {
@@ -186,12 +202,25 @@ mod tests {
             timestamp: Some(5),
         };
         let mut line = Vec::new();
-        write_line(&mut line, &rec, Some(&Failure { error: "boom", failed_at_ms: 9 }));
+        write_line(
+            &mut line,
+            &rec,
+            Some(&Failure {
+                error: "boom",
+                failed_at_ms: 9,
+            }),
+        );
         let back = Incoming::parse(&line[..line.len() - 1]).unwrap();
         assert_eq!(back.topic.as_deref(), Some("t"));
         assert_eq!(back.partition, Some(2));
         let mut key = Vec::new();
-        assert!(decode_field(back.key.unwrap(), back.key_encoding.as_deref(), "key", &mut key).unwrap());
+        assert!(decode_field(
+            back.key.unwrap(),
+            back.key_encoding.as_deref(),
+            "key",
+            &mut key
+        )
+        .unwrap());
         assert_eq!(key, b"k\xff");
         let mut value = Vec::new();
         assert!(!decode_field(back.value.unwrap(), None, "value", &mut value).unwrap());

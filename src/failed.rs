@@ -24,7 +24,9 @@ pub enum Kind {
 
 /// Milliseconds since the epoch, now.
 pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// An append-only file of envelope lines, fsynced per batch.
@@ -41,7 +43,11 @@ impl EnvelopeFile {
             .append(true)
             .open(path)
             .with_context(|| format!("opening {} for appending", path.display()))?;
-        Ok(EnvelopeFile { path: path.to_path_buf(), out: BufWriter::new(file), dirty: false })
+        Ok(EnvelopeFile {
+            path: path.to_path_buf(),
+            out: BufWriter::new(file),
+            dirty: false,
+        })
     }
 
     fn write(&mut self, line: &[u8]) -> io::Result<()> {
@@ -76,10 +82,14 @@ impl SpoolOut {
 
     /// Makes the spool file visible to the next run; returns whether there was one.
     fn commit(&mut self) -> Result<bool> {
-        let Some(mut f) = self.file.take() else { return Ok(false) };
-        f.sync().with_context(|| format!("syncing {}", f.path.display()))?;
+        let Some(mut f) = self.file.take() else {
+            return Ok(false);
+        };
+        f.sync()
+            .with_context(|| format!("syncing {}", f.path.display()))?;
         let done = self.tmp.with_extension("");
-        fs::rename(&self.tmp, &done).with_context(|| format!("renaming {} to {}", self.tmp.display(), done.display()))?;
+        fs::rename(&self.tmp, &done)
+            .with_context(|| format!("renaming {} to {}", self.tmp.display(), done.display()))?;
         File::open(&self.dir)
             .and_then(|d| d.sync_all())
             .with_context(|| format!("syncing the spool directory {}", self.dir.display()))?;
@@ -115,7 +125,13 @@ impl Ledger {
         });
         Ok(Ledger {
             counters: Counters::default(),
-            outlets: Mutex::new(Outlets { dead_letter, spool, line: Vec::new(), last_error: None, write_error: None }),
+            outlets: Mutex::new(Outlets {
+                dead_letter,
+                spool,
+                line: Vec::new(),
+                last_error: None,
+                write_error: None,
+            }),
             replay: Mutex::new(Replay::default()),
         })
     }
@@ -138,7 +154,14 @@ impl Ledger {
     }
 
     /// A record that will not be delivered by this run: spool, dead-letter file, or lost.
-    pub fn failed(&self, origin: Origin, rec: &envelope::Outgoing, error: &str, kind: Kind, in_doubt: bool) {
+    pub fn failed(
+        &self,
+        origin: Origin,
+        rec: &envelope::Outgoing,
+        error: &str,
+        kind: Kind,
+        in_doubt: bool,
+    ) {
         if in_doubt {
             bump(&self.counters.in_doubt);
         }
@@ -146,18 +169,29 @@ impl Ledger {
         o.last_error = Some(error.to_string());
         let mut line = std::mem::take(&mut o.line);
         line.clear();
-        envelope::write_line(&mut line, rec, Some(&Failure { error, failed_at_ms: now_ms() }));
+        envelope::write_line(
+            &mut line,
+            rec,
+            Some(&Failure {
+                error,
+                failed_at_ms: now_ms(),
+            }),
+        );
         let mut respooled = false;
         let written = match (kind, o.spool.is_some(), o.dead_letter.is_some()) {
             (Kind::Passing, true, _) => {
-                let r = o.spool.as_mut().map(|s| s.file().and_then(|f| f.write(&line).map_err(Into::into)));
+                let r = o
+                    .spool
+                    .as_mut()
+                    .map(|s| s.file().and_then(|f| f.write(&line).map_err(Into::into)));
                 respooled = true;
                 r.map(|r| r.map(|_| &self.counters.spooled))
             }
-            (_, _, true) => o
-                .dead_letter
-                .as_mut()
-                .map(|d| d.write(&line).map(|_| &self.counters.dead_lettered).map_err(anyhow::Error::from)),
+            (_, _, true) => o.dead_letter.as_mut().map(|d| {
+                d.write(&line)
+                    .map(|_| &self.counters.dead_lettered)
+                    .map_err(anyhow::Error::from)
+            }),
             _ => None,
         };
         match written {
@@ -180,10 +214,12 @@ impl Ledger {
     pub fn sync(&self) -> Result<()> {
         let mut o = self.outlets();
         if let Some(d) = o.dead_letter.as_mut() {
-            d.sync().with_context(|| format!("syncing the dead-letter file {}", d.path.display()))?;
+            d.sync()
+                .with_context(|| format!("syncing the dead-letter file {}", d.path.display()))?;
         }
         if let Some(f) = o.spool.as_mut().and_then(|s| s.file.as_mut()) {
-            f.sync().with_context(|| format!("syncing the spool file {}", f.path.display()))?;
+            f.sync()
+                .with_context(|| format!("syncing the spool file {}", f.path.display()))?;
         }
         Ok(())
     }
@@ -192,7 +228,8 @@ impl Ledger {
     pub fn reopen_dead_letter(&self) -> Result<()> {
         let mut o = self.outlets();
         if let Some(d) = o.dead_letter.as_mut() {
-            d.sync().with_context(|| format!("syncing {}", d.path.display()))?;
+            d.sync()
+                .with_context(|| format!("syncing {}", d.path.display()))?;
             *d = EnvelopeFile::append(&d.path.clone())?;
         }
         Ok(())
@@ -226,6 +263,9 @@ impl Ledger {
     /// Where failed records go, for messages.
     pub fn outlet_names(&self) -> (Option<PathBuf>, Option<PathBuf>) {
         let o = self.outlets();
-        (o.spool.as_ref().map(|s| s.dir.clone()), o.dead_letter.as_ref().map(|d| d.path.clone()))
+        (
+            o.spool.as_ref().map(|s| s.dir.clone()),
+            o.dead_letter.as_ref().map(|d| d.path.clone()),
+        )
     }
 }

@@ -13,8 +13,13 @@ pub struct Progress {
 
 /// The size of standard input when it is a regular file, for a total and an ETA.
 fn stdin_size() -> Option<u64> {
-    let meta = std::fs::File::options().read(true).open(format!("/proc/self/fd/{}", std::io::stdin().as_raw_fd())).ok()?.metadata().ok()?;
-    meta.is_file().then(|| meta.len())
+    let meta = std::fs::File::options()
+        .read(true)
+        .open(format!("/proc/self/fd/{}", std::io::stdin().as_raw_fd()))
+        .ok()?
+        .metadata()
+        .ok()?;
+    meta.is_file().then_some(meta.len())
 }
 
 impl Progress {
@@ -24,13 +29,20 @@ impl Progress {
             return Progress { bar: None };
         }
         let bar = match stdin_size() {
-            Some(total) => ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr_with_hz(5)).with_style(
-                ProgressStyle::with_template("{bar:30} {bytes}/{total_bytes} ETA {eta} {msg}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
-            ),
-            None => ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(5)).with_style(
-                ProgressStyle::with_template("{spinner} {bytes} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()),
-            ),
+            Some(total) => {
+                ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr_with_hz(5))
+                    .with_style(
+                        ProgressStyle::with_template(
+                            "{bar:30} {bytes}/{total_bytes} ETA {eta} {msg}",
+                        )
+                        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                    )
+            }
+            None => ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(5))
+                .with_style(
+                    ProgressStyle::with_template("{spinner} {bytes} {msg}")
+                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                ),
         };
         bar.enable_steady_tick(Duration::from_millis(200));
         Progress { bar: Some(bar) }
@@ -40,7 +52,9 @@ impl Progress {
     pub fn update(&self, bytes: u64, read: u64, delivered: u64, in_flight: i64, rate: f64) {
         if let Some(bar) = &self.bar {
             bar.set_position(bytes);
-            bar.set_message(format!("{read} read, {delivered} delivered, {in_flight} in flight, {rate:.0}/s"));
+            bar.set_message(format!(
+                "{read} read, {delivered} delivered, {in_flight} in flight, {rate:.0}/s"
+            ));
         }
     }
 

@@ -29,8 +29,10 @@ impl Signals {
         }
         let hup = Arc::new(AtomicBool::new(false));
         let usr1 = Arc::new(AtomicBool::new(false));
-        signal_hook::flag::register(SIGHUP, hup.clone()).context("installing the SIGHUP handler")?;
-        signal_hook::flag::register(SIGUSR1, usr1.clone()).context("installing the SIGUSR1 handler")?;
+        signal_hook::flag::register(SIGHUP, hup.clone())
+            .context("installing the SIGHUP handler")?;
+        signal_hook::flag::register(SIGUSR1, usr1.clone())
+            .context("installing the SIGUSR1 handler")?;
         Ok(Signals { stops, hup, usr1 })
     }
 

@@ -21,7 +21,8 @@ pub struct SpoolDir {
 impl SpoolDir {
     /// Opens (creating) the directory; the lock is taken by `claim_new`.
     pub fn open(dir: &Path) -> Result<SpoolDir> {
-        fs::create_dir_all(dir).with_context(|| format!("creating the spool directory {}", dir.display()))?;
+        fs::create_dir_all(dir)
+            .with_context(|| format!("creating the spool directory {}", dir.display()))?;
         let lock_path = dir.join(".lock");
         let lock = File::options()
             .create(true)
@@ -29,7 +30,12 @@ impl SpoolDir {
             .write(true)
             .open(&lock_path)
             .with_context(|| format!("opening the spool lock {}", lock_path.display()))?;
-        Ok(SpoolDir { dir: dir.to_path_buf(), lock, locked: false, claimed: Vec::new() })
+        Ok(SpoolDir {
+            dir: dir.to_path_buf(),
+            lock,
+            locked: false,
+            claimed: Vec::new(),
+        })
     }
 
     /// Takes the lock if it is free and returns spool files not yet claimed, oldest first.
@@ -40,19 +46,29 @@ impl SpoolDir {
                 Ok(()) => self.locked = true,
                 Err(TryLockError::WouldBlock) => return Ok(Vec::new()),
                 Err(TryLockError::Error(e)) => {
-                    return Err(e).with_context(|| format!("locking the spool directory {}", self.dir.display()))
+                    return Err(e).with_context(|| {
+                        format!("locking the spool directory {}", self.dir.display())
+                    })
                 }
             }
         }
-        let entries = fs::read_dir(&self.dir).with_context(|| format!("listing the spool directory {}", self.dir.display()))?;
+        let entries = fs::read_dir(&self.dir)
+            .with_context(|| format!("listing the spool directory {}", self.dir.display()))?;
         let mut found = Vec::new();
         for entry in entries {
-            let path = entry.with_context(|| format!("listing {}", self.dir.display()))?.path();
-            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+            let path = entry
+                .with_context(|| format!("listing {}", self.dir.display()))?
+                .path();
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default()
+                .to_string();
             if let Some(stem) = name.strip_suffix(".spool.tmp") {
                 if writer_is_gone(stem) {
                     let adopted = path.with_extension("");
-                    fs::rename(&path, &adopted).with_context(|| format!("adopting {}", path.display()))?;
+                    fs::rename(&path, &adopted)
+                        .with_context(|| format!("adopting {}", path.display()))?;
                     found.push(adopted);
                 }
             } else if name.ends_with(".spool") && !self.claimed.contains(&path) {
@@ -93,7 +109,13 @@ struct Entry {
 impl Replay {
     /// Registers a file about to be sent; returns its 1-based number for `Origin::spool`.
     pub fn add(&mut self, path: PathBuf) -> usize {
-        self.files.push(Entry { path, outstanding: 0, fully_read: false, respooled: false, removed: false });
+        self.files.push(Entry {
+            path,
+            outstanding: 0,
+            fully_read: false,
+            respooled: false,
+            removed: false,
+        });
         self.files.len()
     }
 
@@ -132,7 +154,11 @@ impl Replay {
     /// At exit: files whose records were spooled again go once the new spool file is published.
     pub fn finish(&mut self, new_spool_published: bool) {
         for e in &mut self.files {
-            if e.fully_read && e.outstanding == 0 && !e.removed && (!e.respooled || new_spool_published) {
+            if e.fully_read
+                && e.outstanding == 0
+                && !e.removed
+                && (!e.respooled || new_spool_published)
+            {
                 e.removed = fs::remove_file(&e.path).is_ok();
             }
         }

@@ -85,7 +85,11 @@ impl Counters {
         let rtt: BTreeMap<String, f64> = self
             .broker_rtt_us
             .lock()
-            .map(|m| m.iter().map(|(k, v)| (k.clone(), *v as f64 / 1000.0)).collect())
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), *v as f64 / 1000.0))
+                    .collect()
+            })
             .unwrap_or_default();
         serde_json::json!({
             "elapsed_s": elapsed.as_secs_f64(),
@@ -126,7 +130,10 @@ pub struct Rate {
 impl Rate {
     /// Starts measuring from `count` now.
     pub fn new(count: u64) -> Rate {
-        Rate { last: Instant::now(), last_count: count }
+        Rate {
+            last: Instant::now(),
+            last_count: count,
+        }
     }
 
     /// The rate since the previous sample.

@@ -20,7 +20,11 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         "mi" | "mib" => 1 << 20,
         "g" | "gb" => 1_000_000_000,
         "gi" | "gib" => 1 << 30,
-        other => return Err(format!("unknown size unit `{other}` in `{s}`; use B, KB, KiB, MB, MiB, GB or GiB")),
+        other => {
+            return Err(format!(
+                "unknown size unit `{other}` in `{s}`; use B, KB, KiB, MB, MiB, GB or GiB"
+            ))
+        }
     };
     Ok((n * mult as f64) as u64)
 }
@@ -41,7 +45,8 @@ pub fn parse_timeout(s: &str) -> Result<Timeout, String> {
 
 /// A duration such as `100ms` or `10s`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s).map_err(|e| format!("`{s}` is not a duration ({e}); try 100ms or 10s"))
+    humantime::parse_duration(s)
+        .map_err(|e| format!("`{s}` is not a duration ({e}); try 100ms or 10s"))
 }
 
 /// Turns `\n`, `\t`, `\0`, `\r`, `\\` and `\xNN` escapes into bytes; other bytes stay as they are.
@@ -104,6 +109,9 @@ mod tests {
     #[test]
     fn timeouts() {
         assert_eq!(parse_timeout("never"), Ok(Timeout(None)));
-        assert_eq!(parse_timeout("3s"), Ok(Timeout(Some(Duration::from_secs(3)))));
+        assert_eq!(
+            parse_timeout("3s"),
+            Ok(Timeout(Some(Duration::from_secs(3))))
+        );
     }
 }

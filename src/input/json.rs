@@ -50,7 +50,13 @@ impl JsonFramer {
             b'-' | b'0'..=b'9' | b't' | b'f' | b'n' => Kind::Scalar,
             _ => Kind::Garbage,
         };
-        Scan { kind, pos: 0, depth: 0, in_string: false, escaped: false }
+        Scan {
+            kind,
+            pos: 0,
+            depth: 0,
+            in_string: false,
+            escaped: false,
+        }
     }
 
     /// Scans on from `s.pos`; the piece when the value ends, `None` when input runs out first.
@@ -82,7 +88,11 @@ impl JsonFramer {
                 }
                 Kind::Scalar => {
                     if is_space(b) || matches!(b, b'{' | b'}' | b'[' | b']' | b'"' | b',' | b':') {
-                        return Some(if i == 0 { Piece::Malformed(1, NOT_JSON) } else { Piece::Record(i) });
+                        return Some(if i == 0 {
+                            Piece::Malformed(1, NOT_JSON)
+                        } else {
+                            Piece::Record(i)
+                        });
                     }
                 }
                 // Only the opening quote is seen outside the string.
@@ -192,7 +202,16 @@ mod tests {
     fn multi_line_and_concatenated() {
         let r = records(b"{\n  \"a\": [1, {\"b\": \"}\"}]\n}\n{\"c\":1}{\"d\":2} 3 \"x\\\"y\"\n");
         let texts: Vec<_> = r.iter().map(|(t, _)| t.as_str()).collect();
-        assert_eq!(texts, vec!["{\n  \"a\": [1, {\"b\": \"}\"}]\n}", "{\"c\":1}", "{\"d\":2}", "3", "\"x\\\"y\""]);
+        assert_eq!(
+            texts,
+            vec![
+                "{\n  \"a\": [1, {\"b\": \"}\"}]\n}",
+                "{\"c\":1}",
+                "{\"d\":2}",
+                "3",
+                "\"x\\\"y\""
+            ]
+        );
         assert!(r.iter().all(|(_, k)| *k == "ok"));
     }
 

@@ -64,7 +64,14 @@ mod tests {
         let p = split_all(&mut f, b"a\n\nbc\nd");
         assert_eq!(
             p,
-            vec![Piece::Record(1), Piece::Skip(1), Piece::Skip(1), Piece::Record(2), Piece::Skip(1), Piece::Record(1)]
+            vec![
+                Piece::Record(1),
+                Piece::Skip(1),
+                Piece::Skip(1),
+                Piece::Record(2),
+                Piece::Skip(1),
+                Piece::Record(1)
+            ]
         );
     }
 

@@ -65,7 +65,10 @@ mod properties {
         loop {
             let eof = end == input.len();
             while let Some(p) = framer.next_piece(&input[start..end], eof) {
-                assert!(!p.is_empty() && start + p.len() <= end, "piece {p:?} outside the window");
+                assert!(
+                    !p.is_empty() && start + p.len() <= end,
+                    "piece {p:?} outside the window"
+                );
                 start += p.len();
                 out.push(p);
             }
@@ -88,11 +91,19 @@ mod properties {
         out
     }
 
-    fn framers() -> Vec<(&'static str, Box<dyn Fn() -> Box<dyn Framer>>)> {
+    type MakeFramer = Box<dyn Fn() -> Box<dyn Framer>>;
+
+    fn framers() -> Vec<(&'static str, MakeFramer)> {
         vec![
-            ("newline", Box::new(|| Box::new(LinesFramer::new(b"\n")) as Box<dyn Framer>)),
+            (
+                "newline",
+                Box::new(|| Box::new(LinesFramer::new(b"\n")) as Box<dyn Framer>),
+            ),
             ("nul", Box::new(|| Box::new(LinesFramer::new(b"\0")))),
-            ("multi-byte", Box::new(|| Box::new(LinesFramer::new(b"\r\n--")))),
+            (
+                "multi-byte",
+                Box::new(|| Box::new(LinesFramer::new(b"\r\n--"))),
+            ),
             ("json", Box::new(|| Box::new(JsonFramer::new()))),
         ]
     }

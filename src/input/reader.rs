@@ -3,8 +3,8 @@
 
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::fd::{AsRawFd, FromRawFd};
 use std::mem::ManuallyDrop;
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::time::Duration;
 
 const BLOCK: usize = 256 * 1024;
@@ -46,7 +46,15 @@ impl BlockReader {
     }
 
     fn with_file(file: ManuallyDrop<File>, owned: bool) -> BlockReader {
-        BlockReader { file, owned, buf: vec![0; BLOCK], start: 0, end: 0, base: 0, eof: false }
+        BlockReader {
+            file,
+            owned,
+            buf: vec![0; BLOCK],
+            start: 0,
+            end: 0,
+            base: 0,
+            eof: false,
+        }
     }
 
     /// The bytes read but not yet consumed.
@@ -111,13 +119,21 @@ impl BlockReader {
     }
 
     fn readable(&self, wait: Duration) -> io::Result<bool> {
-        let mut pfd = libc::pollfd { fd: self.file.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let mut pfd = libc::pollfd {
+            fd: self.file.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
         let ms = wait.as_millis().min(i32::MAX as u128) as i32;
         // SAFETY: one valid pollfd for the duration of the call.
         let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
         if rc < 0 {
             let e = io::Error::last_os_error();
-            return if e.kind() == io::ErrorKind::Interrupted { Ok(false) } else { Err(e) };
+            return if e.kind() == io::ErrorKind::Interrupted {
+                Ok(false)
+            } else {
+                Err(e)
+            };
         }
         // POLLHUP and POLLERR also mean a read will not block: it returns EOF or the error.
         Ok(rc > 0)

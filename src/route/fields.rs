@@ -49,11 +49,19 @@ impl FieldSet {
     }
 
     /// Validates `json` as one JSON value and fills `found` with the wanted fields.
-    pub fn extract<'de>(&self, json: &'de [u8], found: &mut Found<'de>) -> Result<(), serde_json::Error> {
+    pub fn extract<'de>(
+        &self,
+        json: &'de [u8],
+        found: &mut Found<'de>,
+    ) -> Result<(), serde_json::Error> {
         found.clear();
         found.resize(self.count, None);
         let mut de = serde_json::Deserializer::from_slice(json);
-        Seek { node: &self.root, found }.deserialize(&mut de)?;
+        Seek {
+            node: &self.root,
+            found,
+        }
+        .deserialize(&mut de)?;
         de.end()
     }
 }
@@ -118,7 +126,8 @@ impl<'de> Visitor<'de> for Seek<'_, '_, 'de> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(key) = map.next_key::<Key<'de>>()? {
-            let Some((_, child)) = self.node.children.iter().find(|(k, _)| k == key.as_str()) else {
+            let Some((_, child)) = self.node.children.iter().find(|(k, _)| k == key.as_str())
+            else {
                 map.next_value::<IgnoredAny>()?;
                 continue;
             };
@@ -128,9 +137,12 @@ impl<'de> Visitor<'de> for Seek<'_, '_, 'de> {
             }
             if !child.children.is_empty() {
                 let mut de = serde_json::Deserializer::from_str(raw.get());
-                Seek { node: child, found: &mut *self.found }
-                    .deserialize(&mut de)
-                    .map_err(de::Error::custom)?;
+                Seek {
+                    node: child,
+                    found: &mut *self.found,
+                }
+                .deserialize(&mut de)
+                .map_err(de::Error::custom)?;
             }
         }
         Ok(())

@@ -61,7 +61,9 @@ impl Router {
         let headers = headers
             .iter()
             .map(|h| match h.split_once('=') {
-                Some((name, value)) if !name.is_empty() => Ok((name.to_string(), Template::parse(value, &mut fields)?)),
+                Some((name, value)) if !name.is_empty() => {
+                    Ok((name.to_string(), Template::parse(value, &mut fields)?))
+                }
                 _ => bail!("-H {h}: expected NAME=TEMPLATE, e.g. -H 'source=${{HOST}}'"),
             })
             .collect::<Result<Vec<_>>>()?;
@@ -117,7 +119,10 @@ impl Router {
         }
         let mut h = OwnedHeaders::new_with_capacity(statics.len());
         for (key, value) in statics {
-            h = h.insert(Header { key, value: Some(value) });
+            h = h.insert(Header {
+                key,
+                value: Some(value),
+            });
         }
         Some(h)
     }
@@ -130,7 +135,12 @@ impl Router {
             },
             None => (None, rec),
         };
-        let key = key.or_else(|| self.key.as_ref().and_then(Template::as_static).map(str::as_bytes));
+        let key = key.or_else(|| {
+            self.key
+                .as_ref()
+                .and_then(Template::as_static)
+                .map(str::as_bytes)
+        });
         Outgoing {
             topic: self.static_topic().unwrap_or_default(),
             partition: self.partition,
@@ -148,7 +158,10 @@ impl Router {
             .extract(rec, &mut found)
             .map_err(|e| Problem(format!("invalid JSON: {e}")))?;
         let mut missing: Option<String> = None;
-        let topic_template = self.topic.as_ref().ok_or_else(|| Problem("no topic".into()))?;
+        let topic_template = self
+            .topic
+            .as_ref()
+            .ok_or_else(|| Problem("no topic".into()))?;
         if let Some(m) = topic_template.render(&found, &mut self.topic_buf) {
             missing.get_or_insert_with(|| m.to_string());
         } else {
@@ -174,14 +187,21 @@ impl Router {
                 if let Some(m) = t.render(&found, &mut self.header_buf) {
                     missing.get_or_insert_with(|| m.to_string());
                 }
-                h = h.insert(Header { key: name, value: Some(self.header_buf.as_str()) });
+                h = h.insert(Header {
+                    key: name,
+                    value: Some(self.header_buf.as_str()),
+                });
             }
             headers = Some(h);
         }
         let timestamp = match self.timestamp_field {
             Some(id) => match found[id].and_then(timestamp::from_json) {
                 Some(ts) => Some(ts),
-                None => return Err(Problem("the timestamp field is missing or not a time".into())),
+                None => {
+                    return Err(Problem(
+                        "the timestamp field is missing or not a time".into(),
+                    ))
+                }
             },
             None => None,
         };
@@ -191,8 +211,15 @@ impl Router {
             match &self.fallback_topic {
                 Some(t) => {
                     topic = t;
-                    let extra = Header { key: ERROR_HEADER, value: Some(reason.as_str()) };
-                    headers = Some(headers.unwrap_or_else(|| OwnedHeaders::new_with_capacity(1)).insert(extra));
+                    let extra = Header {
+                        key: ERROR_HEADER,
+                        value: Some(reason.as_str()),
+                    };
+                    headers = Some(
+                        headers
+                            .unwrap_or_else(|| OwnedHeaders::new_with_capacity(1))
+                            .insert(extra),
+                    );
                 }
                 None => return Err(Problem(reason)),
             }
@@ -218,12 +245,25 @@ impl Router {
         let env = Incoming::parse(rec).map_err(Problem)?;
         let timestamp = env.timestamp_ms().map_err(Problem)?;
         let has_key = match env.key {
-            Some(raw) => envelope::decode_field(raw, env.key_encoding.as_deref(), "key", &mut self.key_buf).map_err(Problem)?,
+            Some(raw) => {
+                envelope::decode_field(raw, env.key_encoding.as_deref(), "key", &mut self.key_buf)
+                    .map_err(Problem)?
+            }
             None => false,
         };
         let has_value = match env.value {
-            Some(raw) => envelope::decode_field(raw, env.value_encoding.as_deref(), "value", &mut self.value_buf).map_err(Problem)?,
-            None => return Err(Problem("envelope has no \"value\" (use null for a tombstone)".into())),
+            Some(raw) => envelope::decode_field(
+                raw,
+                env.value_encoding.as_deref(),
+                "value",
+                &mut self.value_buf,
+            )
+            .map_err(Problem)?,
+            None => {
+                return Err(Problem(
+                    "envelope has no \"value\" (use null for a tombstone)".into(),
+                ))
+            }
         };
         let mut headers = None;
         if let Some(map) = &env.headers {
@@ -233,20 +273,38 @@ impl Router {
                 let bytes = match value {
                     Some(v) if base64 => {
                         use base64::Engine;
-                        Some(base64::engine::general_purpose::STANDARD.decode(v.as_bytes()).map_err(|e| Problem(format!("envelope header `{name}` is not valid base64: {e}")))?)
+                        Some(
+                            base64::engine::general_purpose::STANDARD
+                                .decode(v.as_bytes())
+                                .map_err(|e| {
+                                    Problem(format!(
+                                        "envelope header `{name}` is not valid base64: {e}"
+                                    ))
+                                })?,
+                        )
                     }
                     Some(v) => Some(v.as_bytes().to_vec()),
                     None => None,
                 };
-                h = h.insert(Header { key: name, value: bytes.as_deref() });
+                h = h.insert(Header {
+                    key: name,
+                    value: bytes.as_deref(),
+                });
             }
             headers = Some(h);
         }
         self.topic_buf.clear();
-        match (&env.topic, self.topic.as_ref().and_then(Template::as_static)) {
+        match (
+            &env.topic,
+            self.topic.as_ref().and_then(Template::as_static),
+        ) {
             (Some(t), _) => self.topic_buf.push_str(t),
             (None, Some(t)) => self.topic_buf.push_str(t),
-            (None, None) => return Err(Problem("envelope names no topic and no -t was given".into())),
+            (None, None) => {
+                return Err(Problem(
+                    "envelope names no topic and no -t was given".into(),
+                ))
+            }
         }
         self.topic_rendered = true;
         let partition = env.partition.or(self.partition);
@@ -264,7 +322,9 @@ impl Router {
     /// A topic records go to, for metadata requests.
     pub fn any_topic(&self) -> &str {
         if self.topic_buf.is_empty() {
-            self.static_topic().or(self.fallback_topic.as_deref()).unwrap_or("kpipe")
+            self.static_topic()
+                .or(self.fallback_topic.as_deref())
+                .unwrap_or("kpipe")
         } else {
             &self.topic_buf
         }
@@ -276,7 +336,9 @@ impl Router {
         let topic = if self.topic_rendered {
             Some(self.topic_buf.as_str())
         } else {
-            self.fallback_topic.as_deref().or_else(|| self.topic.as_ref().and_then(Template::as_static))
+            self.fallback_topic
+                .as_deref()
+                .or_else(|| self.topic.as_ref().and_then(Template::as_static))
         }?;
         Some(Outgoing {
             topic,

@@ -60,7 +60,9 @@ impl Template {
                 }
             };
             if name.is_empty() || name.split('.').any(str::is_empty) {
-                bail!("template `{text}`: `{name}` is not a field name; write ${{NAME}} or ${{a.b}}");
+                bail!(
+                    "template `{text}`: `{name}` is not a field name; write ${{NAME}} or ${{a.b}}"
+                );
             }
             if !lit.is_empty() {
                 parts.push(Part::Literal(std::mem::take(&mut lit)));
@@ -129,17 +131,26 @@ mod tests {
 
     #[test]
     fn renders_fields_and_literals() {
-        assert_eq!(render("logs.${PROGRAM}", r#"{"PROGRAM":"sshd"}"#).0, "logs.sshd");
+        assert_eq!(
+            render("logs.${PROGRAM}", r#"{"PROGRAM":"sshd"}"#).0,
+            "logs.sshd"
+        );
         assert_eq!(render("$HOST-$PID", r#"{"HOST":"h","PID":7}"#).0, "h-7");
         assert_eq!(render("${user.id}", r#"{"user":{"id":"u1"}}"#).0, "u1");
         assert_eq!(render("a$$b$", "{}").0, "a$b$");
-        assert_eq!(render("x.${NOPE}", "{}"), ("x.".to_string(), Some("NOPE".to_string())));
+        assert_eq!(
+            render("x.${NOPE}", "{}"),
+            ("x.".to_string(), Some("NOPE".to_string()))
+        );
     }
 
     #[test]
     fn static_and_bad_templates() {
         let mut set = FieldSet::default();
-        assert_eq!(Template::parse("plain", &mut set).unwrap().as_static(), Some("plain"));
+        assert_eq!(
+            Template::parse("plain", &mut set).unwrap().as_static(),
+            Some("plain")
+        );
         assert!(Template::parse("${oops", &mut set).is_err());
         assert!(Template::parse("${a..b}", &mut set).is_err());
         assert!(set.is_empty());

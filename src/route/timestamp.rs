@@ -8,13 +8,21 @@ pub fn from_json(raw: &RawValue) -> Option<i64> {
     if let Some(inner) = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
         return inner.parse::<i64>().ok().or_else(|| parse_rfc3339(inner));
     }
-    text.parse::<i64>().ok().or_else(|| text.parse::<f64>().ok().map(|f| f as i64))
+    text.parse::<i64>()
+        .ok()
+        .or_else(|| text.parse::<f64>().ok().map(|f| f as i64))
 }
 
 /// Parses `2026-11-25T10:00:00.123+01:00` (or `Z`, or a space for `T`) to epoch milliseconds.
 pub fn parse_rfc3339(s: &str) -> Option<i64> {
     let b = s.as_bytes();
-    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' || b[16] != b':' {
+    if b.len() < 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return None;
     }
     let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
@@ -35,7 +43,11 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
         Some(b'Z' | b'z') if i + 1 == b.len() => 0,
         Some(&sign @ (b'+' | b'-')) if b.len() == i + 6 && b[i + 3] == b':' => {
             let m = num(i + 1..i + 3)? * 60 + num(i + 4..i + 6)?;
-            if sign == b'+' { m } else { -m }
+            if sign == b'+' {
+                m
+            } else {
+                -m
+            }
         }
         _ => return None,
     };
@@ -61,8 +73,14 @@ mod tests {
     #[test]
     fn rfc3339() {
         assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(parse_rfc3339("2026-11-25T10:00:00.5+01:00"), Some(1_795_597_200_500));
-        assert_eq!(parse_rfc3339("2026-11-25T09:00:00.500Z"), Some(1_795_597_200_500));
+        assert_eq!(
+            parse_rfc3339("2026-11-25T10:00:00.5+01:00"),
+            Some(1_795_597_200_500)
+        );
+        assert_eq!(
+            parse_rfc3339("2026-11-25T09:00:00.500Z"),
+            Some(1_795_597_200_500)
+        );
         assert_eq!(parse_rfc3339("yesterday"), None);
     }
 

@@ -21,7 +21,12 @@ pub struct DryRun {
 impl DryRun {
     /// Prints to stdout; counts each record as delivered in `ledger`.
     pub fn new(ledger: Arc<Ledger>) -> DryRun {
-        DryRun { out: BufWriter::new(io::stdout()), line: Vec::new(), ledger, closed: false }
+        DryRun {
+            out: BufWriter::new(io::stdout()),
+            line: Vec::new(),
+            ledger,
+            closed: false,
+        }
     }
 
     /// Prints one record.

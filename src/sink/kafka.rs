@@ -55,7 +55,14 @@ impl Context {
     fn describe_failure(&self, e: &KafkaError) -> String {
         let last = self.errors().last.clone();
         match (e.rdkafka_error_code(), last) {
-            (Some(RDKafkaErrorCode::MessageTimedOut | RDKafkaErrorCode::PurgeQueue | RDKafkaErrorCode::PurgeInflight), Some(l)) => {
+            (
+                Some(
+                    RDKafkaErrorCode::MessageTimedOut
+                    | RDKafkaErrorCode::PurgeQueue
+                    | RDKafkaErrorCode::PurgeInflight,
+                ),
+                Some(l),
+            ) => {
                 format!("{e} (last broker error: {l})")
             }
             _ => e.to_string(),
@@ -65,8 +72,12 @@ impl Context {
     fn record_failure(&self, msg: &BorrowedMessage, origin: Origin, e: &KafkaError) {
         // SAFETY: msg points at a live message for the duration of the delivery callback.
         let status = unsafe { rdkafka_sys::rd_kafka_message_status(msg.ptr()) };
-        let in_doubt = status == rdkafka_sys::rd_kafka_msg_status_t::RD_KAFKA_MSG_STATUS_POSSIBLY_PERSISTED;
-        let headers = msg.headers().map(|h| h.iter().map(|h| (h.key, h.value)).collect()).unwrap_or_default();
+        let in_doubt =
+            status == rdkafka_sys::rd_kafka_msg_status_t::RD_KAFKA_MSG_STATUS_POSSIBLY_PERSISTED;
+        let headers = msg
+            .headers()
+            .map(|h| h.iter().map(|h| (h.key, h.value)).collect())
+            .unwrap_or_default();
         let rec = envelope::Outgoing {
             topic: msg.topic(),
             partition: origin.pinned().then(|| msg.partition()),
@@ -76,7 +87,8 @@ impl Context {
             timestamp: msg.timestamp().to_millis(),
         };
         let kind = classify(e.rdkafka_error_code());
-        self.ledger.failed(origin, &rec, &self.describe_failure(e), kind, in_doubt);
+        self.ledger
+            .failed(origin, &rec, &self.describe_failure(e), kind, in_doubt);
     }
 }
 
@@ -84,7 +96,9 @@ impl ClientContext for Context {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
         // librdkafka logs every failed connection attempt; that detail is for -vv only. The
         // error callback below turns the same events into one line each.
-        if self.verbose >= 2 || (self.verbose >= 1 && (level as i32) <= (RDKafkaLogLevel::Warning as i32)) {
+        if self.verbose >= 2
+            || (self.verbose >= 1 && (level as i32) <= (RDKafkaLogLevel::Warning as i32))
+        {
             eprintln!("kpipe: librdkafka {fac}: {message}");
         }
     }
@@ -97,7 +111,9 @@ impl ClientContext for Context {
             log.last = Some(reason.to_string());
         }
         let first_of_kind = log.shown.insert(code.map_or(0, |c| c as i32));
-        let quiet_period = log.last_shown.is_some_and(|t| t.elapsed() < Duration::from_secs(1));
+        let quiet_period = log
+            .last_shown
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(1));
         if self.quiet || !(first_of_kind || (self.verbose >= 1 && !quiet_period)) {
             return;
         }
@@ -112,7 +128,10 @@ impl ClientContext for Context {
 
     fn stats(&self, s: Statistics) {
         let retried: u64 = s.brokers.values().map(|b| b.txretries).sum();
-        self.ledger.counters.retried.store(retried, std::sync::atomic::Ordering::Relaxed);
+        self.ledger
+            .counters
+            .retried
+            .store(retried, std::sync::atomic::Ordering::Relaxed);
         if let Ok(mut rtt) = self.ledger.counters.broker_rtt_us.lock() {
             for b in s.brokers.values().filter(|b| b.nodeid >= 0) {
                 if let Some(w) = &b.rtt {
@@ -143,8 +162,18 @@ pub struct KafkaSink {
 
 impl KafkaSink {
     /// Creates the producer; fails on a configuration librdkafka refuses.
-    pub fn new(config: &ClientConfig, ledger: Arc<Ledger>, verbose: u8, quiet: bool) -> Result<KafkaSink> {
-        let context = Context { ledger: ledger.clone(), verbose, quiet, errors: Mutex::new(ErrorLog::default()) };
+    pub fn new(
+        config: &ClientConfig,
+        ledger: Arc<Ledger>,
+        verbose: u8,
+        quiet: bool,
+    ) -> Result<KafkaSink> {
+        let context = Context {
+            ledger: ledger.clone(),
+            verbose,
+            quiet,
+            errors: Mutex::new(ErrorLog::default()),
+        };
         let producer: BaseProducer<Context> = config.create_with_context(context).map_err(|e| {
             let text = e.to_string();
             if text.contains("No such configuration property") {
@@ -159,7 +188,8 @@ impl KafkaSink {
     /// Hands one record to librdkafka, waiting while its queue is full.
     pub fn send(&mut self, rec: Outgoing, abort: &mut dyn FnMut() -> bool) {
         let origin = rec.origin;
-        let mut record: BaseRecord<'_, [u8], [u8], usize> = BaseRecord::with_opaque_to(rec.topic, origin.0);
+        let mut record: BaseRecord<'_, [u8], [u8], usize> =
+            BaseRecord::with_opaque_to(rec.topic, origin.0);
         record.partition = rec.partition;
         record.key = rec.key;
         record.payload = rec.value;
@@ -171,7 +201,12 @@ impl KafkaSink {
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     record = back;
                     if abort() {
-                        self.fail_unsent(&record, origin, "kpipe stopped before the record could be queued", Kind::Passing);
+                        self.fail_unsent(
+                            &record,
+                            origin,
+                            "kpipe stopped before the record could be queued",
+                            Kind::Passing,
+                        );
                         return;
                     }
                     // BaseProducer::poll waits out its whole timeout, so wait in short slices.
@@ -187,8 +222,18 @@ impl KafkaSink {
         }
     }
 
-    fn fail_unsent(&self, r: &BaseRecord<'_, [u8], [u8], usize>, origin: Origin, why: &str, kind: Kind) {
-        let headers = r.headers.as_ref().map(|h| h.iter().map(|h| (h.key, h.value)).collect()).unwrap_or_default();
+    fn fail_unsent(
+        &self,
+        r: &BaseRecord<'_, [u8], [u8], usize>,
+        origin: Origin,
+        why: &str,
+        kind: Kind,
+    ) {
+        let headers = r
+            .headers
+            .as_ref()
+            .map(|h| h.iter().map(|h| (h.key, h.value)).collect())
+            .unwrap_or_default();
         let rec = envelope::Outgoing {
             topic: r.topic,
             partition: if origin.pinned() { r.partition } else { None },
@@ -212,7 +257,10 @@ impl KafkaSink {
     /// to a 500 ms timer. A second metadata round trip, once the real broker is connected,
     /// gets the id at once: a one-record run takes milliseconds instead of half a second.
     pub fn nudge(&mut self, topic: &str) {
-        let _ = self.producer.client().fetch_metadata(Some(topic), Duration::from_millis(50));
+        let _ = self
+            .producer
+            .client()
+            .fetch_metadata(Some(topic), Duration::from_millis(50));
     }
 
     /// Records queued or in flight.
@@ -222,16 +270,23 @@ impl KafkaSink {
 
     /// Fails everything queued or in flight (their reports arrive through `poll`).
     pub fn purge(&mut self) {
-        self.producer.purge(PurgeConfig::default().queue().inflight());
+        self.producer
+            .purge(PurgeConfig::default().queue().inflight());
     }
 
     /// librdkafka's fatal error, if any.
     pub fn fatal_error(&self) -> Option<String> {
-        self.producer.client().fatal_error().map(|(code, text)| format!("{text} ({code:?})"))
+        self.producer
+            .client()
+            .fatal_error()
+            .map(|(code, text)| format!("{text} ({code:?})"))
     }
 
     /// Whether a broker answers a metadata request now, to tell "unreachable" from "failed".
     pub fn reachable(&self) -> bool {
-        self.producer.client().fetch_metadata(None, Duration::from_secs(1)).is_ok()
+        self.producer
+            .client()
+            .fetch_metadata(None, Duration::from_secs(1))
+            .is_ok()
     }
 }

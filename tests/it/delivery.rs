@@ -29,7 +29,11 @@ fn sigterm_keeps_reading_what_the_pipe_still_holds() {
     let run = wait_with_limit(child, Duration::from_secs(60));
     assert_eq!(run.code(), 0, "{}", run.stderr);
     let landed = read_topic(b, &topic, written, WAIT);
-    assert_eq!(landed.len(), written, "every record written before the close is delivered");
+    assert_eq!(
+        landed.len(),
+        written,
+        "every record written before the close is delivered"
+    );
     for (l, r) in landed.iter().zip(&records) {
         assert_eq!(l.value_str(), *r);
     }
@@ -46,32 +50,69 @@ fn permanent_failures_go_to_the_dead_letter_file_without_stalling_healthy_record
     let dlq = dir.join("dead.ndjson");
     let mut input = String::new();
     for i in 0..2000 {
-        input.push_str(&format!("{{\"topic\":\"{healthy}\",\"value\":\"ok {i}\"}}\n"));
+        input.push_str(&format!(
+            "{{\"topic\":\"{healthy}\",\"value\":\"ok {i}\"}}\n"
+        ));
         if i == 500 {
-            input.push_str(&format!("{{\"topic\":\"{small}\",\"value\":\"{}\"}}\n", "x".repeat(5000)));
+            input.push_str(&format!(
+                "{{\"topic\":\"{small}\",\"value\":\"{}\"}}\n",
+                "x".repeat(5000)
+            ));
         }
         if i % 400 == 7 {
-            input.push_str(&format!("{{\"topic\":\"bad topic name!\",\"key\":\"k{i}\",\"value\":\"lost? {i}\"}}\n"));
+            input.push_str(&format!(
+                "{{\"topic\":\"bad topic name!\",\"key\":\"k{i}\",\"value\":\"lost? {i}\"}}\n"
+            ));
         }
     }
     let run = kpipe(
-        &["-b", b, "-f", "envelope", "--dead-letter", dlq.to_str().unwrap(), "--delivery-timeout", "2m"],
+        &[
+            "-b",
+            b,
+            "-f",
+            "envelope",
+            "--dead-letter",
+            dlq.to_str().unwrap(),
+            "--delivery-timeout",
+            "2m",
+        ],
         input.as_bytes(),
     );
     assert_eq!(run.code(), 75, "{}", run.stderr);
-    assert!(run.elapsed < Duration::from_secs(60), "stalled on the failing topics: {:?}", run.elapsed);
+    assert!(
+        run.elapsed < Duration::from_secs(60),
+        "stalled on the failing topics: {:?}",
+        run.elapsed
+    );
     let landed = read_topic(b, &healthy, 2000, WAIT);
     assert_eq!(landed.len(), 2000);
     let dead = read_lines(&dlq);
-    assert_eq!(dead.len(), 6, "one too large, five for the invalid topic: {dead:?}");
+    assert_eq!(
+        dead.len(),
+        6,
+        "one too large, five for the invalid topic: {dead:?}"
+    );
     for line in &dead {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
         assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()), "{line}");
         assert!(v["failed_at"].as_i64().is_some(), "{line}");
     }
-    assert!(dead.iter().any(|l| l.contains(&small) && l.to_lowercase().contains("too large")), "{dead:?}");
-    assert_eq!(dead.iter().filter(|l| l.contains("bad topic name!")).count(), 5);
-    assert!(run.stderr.contains("6 records not delivered"), "{}", run.stderr);
+    assert!(
+        dead.iter()
+            .any(|l| l.contains(&small) && l.to_lowercase().contains("too large")),
+        "{dead:?}"
+    );
+    assert_eq!(
+        dead.iter()
+            .filter(|l| l.contains("bad topic name!"))
+            .count(),
+        5
+    );
+    assert!(
+        run.stderr.contains("6 records not delivered"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -83,13 +124,25 @@ fn oversized_records_take_the_error_path_and_the_run_goes_on() {
     let dlq = dir.join("dead.ndjson");
     let input = format!("small 1\n{}\nsmall 2\n", "y".repeat(3000));
     let run = kpipe(
-        &["-b", b, "-t", &topic, "--max-record-size", "1000", "--dead-letter", dlq.to_str().unwrap()],
+        &[
+            "-b",
+            b,
+            "-t",
+            &topic,
+            "--max-record-size",
+            "1000",
+            "--dead-letter",
+            dlq.to_str().unwrap(),
+        ],
         input.as_bytes(),
     );
     assert_eq!(run.code(), 75, "{}", run.stderr);
     assert!(run.stderr.contains("line 2"), "{}", run.stderr);
     let landed = read_topic(b, &topic, 2, WAIT);
-    assert_eq!(landed.iter().map(Landed::value_str).collect::<Vec<_>>(), vec!["small 1", "small 2"]);
+    assert_eq!(
+        landed.iter().map(Landed::value_str).collect::<Vec<_>>(),
+        vec!["small 1", "small 2"]
+    );
     let dead = read_lines(&dlq);
     assert_eq!(dead.len(), 1);
     assert!(dead[0].contains(&"y".repeat(3000)) && dead[0].contains("max-record-size"));
@@ -101,7 +154,16 @@ fn stats_lines_and_sigusr1() {
     let topic = fresh_topic("stats");
     let dir = temp_dir("stats");
     let stats = dir.join("stats.ndjson");
-    let mut child = spawn(&["-b", b, "-t", &topic, "--stats", stats.to_str().unwrap(), "--stats-interval", "200ms"]);
+    let mut child = spawn(&[
+        "-b",
+        b,
+        "-t",
+        &topic,
+        "--stats",
+        stats.to_str().unwrap(),
+        "--stats-interval",
+        "200ms",
+    ]);
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(b"one\ntwo\n").unwrap();
     std::thread::sleep(Duration::from_millis(1500));
@@ -110,11 +172,26 @@ fn stats_lines_and_sigusr1() {
     drop(stdin);
     let run = wait_with_limit(child, Duration::from_secs(30));
     assert_eq!(run.code(), 0, "{}", run.stderr);
-    assert!(run.stderr.matches("2 read").count() >= 2, "SIGUSR1 printed the statistics line: {}", run.stderr);
+    assert!(
+        run.stderr.matches("2 read").count() >= 2,
+        "SIGUSR1 printed the statistics line: {}",
+        run.stderr
+    );
     let lines = read_lines(&stats);
     assert!(lines.len() >= 3, "{lines:?}");
     let last: serde_json::Value = serde_json::from_str(lines.last().unwrap()).unwrap();
-    for key in ["read", "delivered", "failed", "dead_lettered", "retried", "malformed", "bytes", "in_flight", "records_per_s", "broker_rtt_ms"] {
+    for key in [
+        "read",
+        "delivered",
+        "failed",
+        "dead_lettered",
+        "retried",
+        "malformed",
+        "bytes",
+        "in_flight",
+        "records_per_s",
+        "broker_rtt_ms",
+    ] {
         assert!(last.get(key).is_some(), "missing {key} in {last}");
     }
     assert_eq!(last["delivered"], 2);
@@ -126,7 +203,11 @@ fn weaker_acks_warn_that_idempotence_is_off() {
     let topic = fresh_topic("acks1");
     let run = kpipe(&["-b", b, "-t", &topic, "--acks", "1"], b"x\n");
     assert_eq!(run.code(), 0, "{}", run.stderr);
-    assert!(run.stderr.contains("idempotent producer off"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("idempotent producer off"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -136,13 +217,25 @@ fn sighup_reopens_the_dead_letter_file() {
     let dir = temp_dir("sighup");
     let dlq = dir.join("dead.ndjson");
     let rotated = dir.join("dead.ndjson.1");
-    let mut child = spawn(&["-b", b, "-t", &topic, "--max-record-size", "10", "--dead-letter", dlq.to_str().unwrap()]);
+    let mut child = spawn(&[
+        "-b",
+        b,
+        "-t",
+        &topic,
+        "--max-record-size",
+        "10",
+        "--dead-letter",
+        dlq.to_str().unwrap(),
+    ]);
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(b"first record too long\n").unwrap();
     stdin.flush().unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while read_lines(&dlq).is_empty() {
-        assert!(std::time::Instant::now() < deadline, "nothing dead-lettered");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing dead-lettered"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     std::fs::rename(&dlq, &rotated).unwrap();

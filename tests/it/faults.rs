@@ -10,10 +10,18 @@ use crate::util::*;
 const WAIT: Duration = Duration::from_secs(90);
 
 /// Writes `records` in blocks of `block`, calling `at(i)` before block `i`.
-fn feed(stdin: &mut ChildStdin, records: &[String], block: usize, pause: Duration, mut at: impl FnMut(usize)) {
+fn feed(
+    stdin: &mut ChildStdin,
+    records: &[String],
+    block: usize,
+    pause: Duration,
+    mut at: impl FnMut(usize),
+) {
     for (i, chunk) in records.chunks(block).enumerate() {
         at(i);
-        stdin.write_all((chunk.join("\n") + "\n").as_bytes()).expect("write to kpipe");
+        stdin
+            .write_all((chunk.join("\n") + "\n").as_bytes())
+            .expect("write to kpipe");
         std::thread::sleep(pause);
     }
 }
@@ -61,7 +69,9 @@ fn broker_that_starts_after_kpipe_gets_everything() {
     let records = syslog_records(20_000);
     let mut child = spawn(&["-b", &c.bootstrap, "-t", &topic]);
     let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all((records.join("\n") + "\n").as_bytes()).unwrap();
+    stdin
+        .write_all((records.join("\n") + "\n").as_bytes())
+        .unwrap();
     drop(stdin);
     std::thread::sleep(Duration::from_secs(3));
     c.start_node(1);
@@ -94,23 +104,40 @@ fn single_broker_restarted_mid_stream_keeps_every_record_once() {
 }
 
 /// Sends `before` records with the broker up, kills it, sends `during`, then SIGTERM and EOF.
-fn outage_run(c: &Cluster, topic: &str, extra: &[&str], before: &[String], during: &[String]) -> Run {
+fn outage_run(
+    c: &Cluster,
+    topic: &str,
+    extra: &[&str],
+    before: &[String],
+    during: &[String],
+) -> Run {
     let mut args = vec!["-b", &c.bootstrap, "-t", topic, "--shutdown-timeout", "2s"];
     args.extend_from_slice(extra);
     let mut child = spawn(&args);
     let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all((before.join("\n") + "\n").as_bytes()).unwrap();
+    stdin
+        .write_all((before.join("\n") + "\n").as_bytes())
+        .unwrap();
     let mut reader = TopicReader::new(&c.bootstrap, topic, Duration::from_secs(10));
-    assert_eq!(reader.read_until(before.len(), Duration::from_secs(30), Duration::ZERO), before.len());
+    assert_eq!(
+        reader.read_until(before.len(), Duration::from_secs(30), Duration::ZERO),
+        before.len()
+    );
     c.kill_node(1);
-    stdin.write_all((during.join("\n") + "\n").as_bytes()).unwrap();
+    stdin
+        .write_all((during.join("\n") + "\n").as_bytes())
+        .unwrap();
     std::thread::sleep(Duration::from_millis(500));
     signal(&child, "TERM");
     std::thread::sleep(Duration::from_millis(200));
     drop(stdin);
     let started = Instant::now();
     let run = wait_with_limit(child, Duration::from_secs(30));
-    assert!(started.elapsed() < Duration::from_secs(15), "shutdown took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "shutdown took {:?}",
+        started.elapsed()
+    );
     run
 }
 
@@ -125,14 +152,27 @@ fn outage_then_sigterm_dead_letters_the_rest_and_replay_delivers_exactly_those()
     create_topic(&c.bootstrap, &topic, 1, 1, &[]);
     let dlq = temp_dir("outage-dlq").join("dead.ndjson");
     let (before, during) = (numbered("before", 100), numbered("during", 500));
-    let run = outage_run(&c, &topic, &["--dead-letter", dlq.to_str().unwrap()], &before, &during);
+    let run = outage_run(
+        &c,
+        &topic,
+        &["--dead-letter", dlq.to_str().unwrap()],
+        &before,
+        &during,
+    );
     assert_eq!(run.code(), 75, "{}", run.stderr);
     let dead = read_lines(&dlq);
     assert_eq!(dead.len(), during.len(), "{}", run.stderr);
-    assert!(run.stderr.contains("600 read, 100 delivered, 500 failed"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("600 read, 100 delivered, 500 failed"),
+        "{}",
+        run.stderr
+    );
 
     c.start_node(1);
-    let replay = kpipe(&["-b", &c.bootstrap, "-f", "envelope"], std::fs::read(&dlq).unwrap().as_slice());
+    let replay = kpipe(
+        &["-b", &c.bootstrap, "-f", "envelope"],
+        std::fs::read(&dlq).unwrap().as_slice(),
+    );
     assert_eq!(replay.code(), 0, "{}", replay.stderr);
     let landed = read_topic(&c.bootstrap, &topic, before.len() + during.len(), WAIT);
     let all: Vec<String> = before.iter().chain(&during).cloned().collect();
@@ -153,12 +193,24 @@ fn outage_then_sigterm_spools_and_the_next_run_sends_the_spool_first() {
 
     c.start_node(1);
     let after = numbered("after", 100);
-    let next = kpipe(&["-b", &c.bootstrap, "-t", &topic, "--spool", spool_arg], (after.join("\n") + "\n").as_bytes());
+    let next = kpipe(
+        &["-b", &c.bootstrap, "-t", &topic, "--spool", spool_arg],
+        (after.join("\n") + "\n").as_bytes(),
+    );
     assert_eq!(next.code(), 0, "{}", next.stderr);
-    let all: Vec<String> = before.iter().chain(&during).chain(&after).cloned().collect();
+    let all: Vec<String> = before
+        .iter()
+        .chain(&during)
+        .chain(&after)
+        .cloned()
+        .collect();
     let landed = read_topic(&c.bootstrap, &topic, all.len(), WAIT);
     assert_exactly_once_in_order(&landed, &all);
-    let left: Vec<_> = std::fs::read_dir(&spool).unwrap().filter_map(|e| e.ok()).filter(|e| !e.file_name().to_string_lossy().starts_with('.')).collect();
+    let left: Vec<_> = std::fs::read_dir(&spool)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .collect();
     assert!(left.is_empty(), "spool not empty: {left:?}");
 }
 
@@ -171,14 +223,21 @@ fn two_runs_started_at_once_send_each_spooled_record_once() {
     let spooled = numbered("spooled", 3000);
     let mut file = String::new();
     for v in &spooled {
-        file.push_str(&format!("{{\"topic\":\"{topic}\",\"value\":\"{v}\",\"error\":\"test\",\"failed_at\":0}}\n"));
+        file.push_str(&format!(
+            "{{\"topic\":\"{topic}\",\"value\":\"{v}\",\"error\":\"test\",\"failed_at\":0}}\n"
+        ));
     }
     std::fs::write(spool.join("1-1.spool"), file).unwrap();
     let spool_arg = spool.to_str().unwrap().to_string();
     let runs: Vec<_> = (0..2)
         .map(|n| {
             let (b, t, s) = (c.bootstrap.clone(), topic.clone(), spool_arg.clone());
-            std::thread::spawn(move || kpipe(&["-b", &b, "-t", &t, "--spool", &s], format!("own {n}\n").as_bytes()))
+            std::thread::spawn(move || {
+                kpipe(
+                    &["-b", &b, "-t", &t, "--spool", &s],
+                    format!("own {n}\n").as_bytes(),
+                )
+            })
         })
         .collect();
     for r in runs {
@@ -188,7 +247,11 @@ fn two_runs_started_at_once_send_each_spooled_record_once() {
     let landed = read_topic(&c.bootstrap, &topic, spooled.len() + 2, WAIT);
     let values: Vec<String> = landed.iter().map(Landed::value_str).collect();
     for v in &spooled {
-        assert_eq!(values.iter().filter(|x| *x == v).count(), 1, "{v} not exactly once");
+        assert_eq!(
+            values.iter().filter(|x| *x == v).count(),
+            1,
+            "{v} not exactly once"
+        );
     }
     assert_eq!(values.len(), spooled.len() + 2);
 }

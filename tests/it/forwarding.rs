@@ -14,7 +14,12 @@ fn hundred_thousand_lines_arrive_byte_exact_and_in_order() {
     let input = records.join("\n") + "\n";
     let run = kpipe(&["-b", b, "-t", &topic], input.as_bytes());
     assert_eq!(run.code(), 0, "stderr: {}", run.stderr);
-    assert!(run.stderr.contains("100000 read, 100000 delivered, 0 failed"), "summary: {}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("100000 read, 100000 delivered, 0 failed"),
+        "summary: {}",
+        run.stderr
+    );
     let landed = read_topic(b, &topic, records.len(), Duration::from_secs(60));
     assert_eq!(landed.len(), records.len());
     for (i, (l, r)) in landed.iter().zip(&records).enumerate() {
@@ -27,7 +32,14 @@ fn odd_bytes_and_a_last_line_without_newline_arrive_byte_exact() {
     let b = shared_brokers();
     let topic = fresh_topic("oddbytes");
     create_topic(b, &topic, 1, 1, &[]);
-    let lines: Vec<&[u8]> = vec![b"plain", b"invalid \xff\xfe utf-8", b"nul \x00 inside", b"carriage\r", b"\r", b"last without newline"];
+    let lines: Vec<&[u8]> = vec![
+        b"plain",
+        b"invalid \xff\xfe utf-8",
+        b"nul \x00 inside",
+        b"carriage\r",
+        b"\r",
+        b"last without newline",
+    ];
     let mut input = Vec::new();
     for (i, l) in lines.iter().enumerate() {
         input.extend_from_slice(l);
@@ -38,7 +50,10 @@ fn odd_bytes_and_a_last_line_without_newline_arrive_byte_exact() {
     let run = kpipe(&["-b", b, "-t", &topic], &input);
     assert_eq!(run.code(), 0, "stderr: {}", run.stderr);
     let landed = read_topic(b, &topic, lines.len(), Duration::from_secs(30));
-    let got: Vec<&[u8]> = landed.iter().map(|l| l.value.as_deref().unwrap_or_default()).collect();
+    let got: Vec<&[u8]> = landed
+        .iter()
+        .map(|l| l.value.as_deref().unwrap_or_default())
+        .collect();
     assert_eq!(got, lines);
 }
 
@@ -54,7 +69,9 @@ fn records_written_slowly_arrive_before_eof() {
     std::thread::sleep(Duration::from_secs(2));
     for (n, word) in ["a", "b"].iter().enumerate() {
         let written = Instant::now();
-        stdin.write_all(format!("{word}\n").as_bytes()).expect("write");
+        stdin
+            .write_all(format!("{word}\n").as_bytes())
+            .expect("write");
         stdin.flush().expect("flush");
         reader.read_until(n + 1, Duration::from_secs(1), Duration::ZERO);
         assert!(
@@ -62,7 +79,10 @@ fn records_written_slowly_arrive_before_eof() {
             "{word} not readable {:?} after it was written",
             written.elapsed()
         );
-        assert!(child.try_wait().expect("try_wait").is_none(), "kpipe exited before EOF");
+        assert!(
+            child.try_wait().expect("try_wait").is_none(),
+            "kpipe exited before EOF"
+        );
     }
     drop(stdin);
     let run = wait_with_limit(child, Duration::from_secs(20));
@@ -71,11 +91,38 @@ fn records_written_slowly_arrive_before_eof() {
 
 #[test]
 fn unreachable_broker_exits_unavailable_quickly_with_one_clear_message() {
-    let run = kpipe(&["-b", "127.0.0.1:1", "-t", "nowhere", "--delivery-timeout", "3s"], b"one line\n");
-    assert!(matches!(run.code(), 69 | 75), "exit {}: {}", run.code(), run.stderr);
-    assert!(run.elapsed < Duration::from_secs(20), "took {:?}", run.elapsed);
-    assert!(run.stderr.contains("127.0.0.1:1"), "no broker named: {}", run.stderr);
-    assert!(run.stderr.contains("1 records not delivered"), "{}", run.stderr);
+    let run = kpipe(
+        &[
+            "-b",
+            "127.0.0.1:1",
+            "-t",
+            "nowhere",
+            "--delivery-timeout",
+            "3s",
+        ],
+        b"one line\n",
+    );
+    assert!(
+        matches!(run.code(), 69 | 75),
+        "exit {}: {}",
+        run.code(),
+        run.stderr
+    );
+    assert!(
+        run.elapsed < Duration::from_secs(20),
+        "took {:?}",
+        run.elapsed
+    );
+    assert!(
+        run.stderr.contains("127.0.0.1:1"),
+        "no broker named: {}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("1 records not delivered"),
+        "{}",
+        run.stderr
+    );
     assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
     assert!(run.stderr.lines().count() <= 6, "log flood: {}", run.stderr);
 }

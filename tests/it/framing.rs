@@ -31,14 +31,25 @@ fn malformed_ndjson_falls_back_to_string_by_default() {
     let topic = fresh_topic("ndjson-default");
     create_topic(b, &topic, 1, 1, &[]);
     let (lines, good) = ndjson_with_garbage();
-    let run = kpipe(&["-b", b, "-t", &topic, "-f", "ndjson"], (lines.join("\n") + "\n").as_bytes());
+    let run = kpipe(
+        &["-b", b, "-t", &topic, "-f", "ndjson"],
+        (lines.join("\n") + "\n").as_bytes(),
+    );
     assert_eq!(run.code(), 0, "{}", run.stderr);
-    assert!(run.stderr.contains("line 10, byte"), "report names the line: {}", run.stderr);
+    assert!(
+        run.stderr.contains("line 10, byte"),
+        "report names the line: {}",
+        run.stderr
+    );
     let landed = read_topic(b, &topic, lines.len(), WAIT);
     assert_eq!(landed.len(), lines.len());
     for ((l, line), ok) in landed.iter().zip(&lines).zip(&good) {
         assert_eq!(&l.value_str(), line, "not byte-exact");
-        assert_eq!(l.header("kpipe.error").is_some(), !ok, "kpipe.error header on {line}");
+        assert_eq!(
+            l.header("kpipe.error").is_some(),
+            !ok,
+            "kpipe.error header on {line}"
+        );
     }
 }
 
@@ -50,19 +61,43 @@ fn drop_message_delivers_only_the_good_ones_and_exit_stops_with_65() {
 
     let topic = fresh_topic("ndjson-drop");
     create_topic(b, &topic, 1, 1, &[]);
-    let run = kpipe(&["-b", b, "-t", &topic, "-f", "ndjson", "--on-error", "drop-message"], input.as_bytes());
+    let run = kpipe(
+        &[
+            "-b",
+            b,
+            "-t",
+            &topic,
+            "-f",
+            "ndjson",
+            "--on-error",
+            "drop-message",
+        ],
+        input.as_bytes(),
+    );
     assert_eq!(run.code(), 0, "{}", run.stderr);
-    let expected: Vec<&String> = lines.iter().zip(&good).filter(|(_, g)| **g).map(|(l, _)| l).collect();
+    let expected: Vec<&String> = lines
+        .iter()
+        .zip(&good)
+        .filter(|(_, g)| **g)
+        .map(|(l, _)| l)
+        .collect();
     let landed = read_topic(b, &topic, expected.len(), WAIT);
     let got: Vec<String> = landed.iter().map(Landed::value_str).collect();
     assert_eq!(got.iter().collect::<Vec<_>>(), expected);
 
     let topic = fresh_topic("ndjson-exit");
     create_topic(b, &topic, 1, 1, &[]);
-    let run = kpipe(&["-b", b, "-t", &topic, "-f", "ndjson", "--on-error", "exit"], input.as_bytes());
+    let run = kpipe(
+        &["-b", b, "-t", &topic, "-f", "ndjson", "--on-error", "exit"],
+        input.as_bytes(),
+    );
     assert_eq!(run.code(), 65, "{}", run.stderr);
     let landed = read_topic(b, &topic, 9, WAIT);
-    assert_eq!(landed.len(), 9, "the nine records before the first malformed one are delivered");
+    assert_eq!(
+        landed.len(),
+        9,
+        "the nine records before the first malformed one are delivered"
+    );
 }
 
 #[test]
@@ -74,9 +109,29 @@ fn templates_route_by_program_and_key_by_host() {
         create_topic(b, &format!("logs.{p}"), 1, 1, &[]);
     }
     let input: String = (0..40)
-        .map(|i| format!("{{\"PROGRAM\":\"{}\",\"HOST\":\"host{}\",\"MESSAGE\":\"m{i}\"}}\n", programs[i % 2], i % 4))
+        .map(|i| {
+            format!(
+                "{{\"PROGRAM\":\"{}\",\"HOST\":\"host{}\",\"MESSAGE\":\"m{i}\"}}\n",
+                programs[i % 2],
+                i % 4
+            )
+        })
         .collect();
-    let run = kpipe(&["-b", b, "-f", "ndjson", "-t", "logs.${PROGRAM}", "-k", "${HOST}", "-H", "origin=kpipe-test"], input.as_bytes());
+    let run = kpipe(
+        &[
+            "-b",
+            b,
+            "-f",
+            "ndjson",
+            "-t",
+            "logs.${PROGRAM}",
+            "-k",
+            "${HOST}",
+            "-H",
+            "origin=kpipe-test",
+        ],
+        input.as_bytes(),
+    );
     assert_eq!(run.code(), 0, "{}", run.stderr);
     for (n, p) in programs.iter().enumerate() {
         let landed = read_topic(b, &format!("logs.{p}"), 20, WAIT);
@@ -84,10 +139,19 @@ fn templates_route_by_program_and_key_by_host() {
         for l in &landed {
             let v: serde_json::Value = serde_json::from_slice(l.value.as_deref().unwrap()).unwrap();
             assert_eq!(v["PROGRAM"], p.as_str());
-            assert_eq!(l.key.as_deref(), Some(v["HOST"].as_str().unwrap().as_bytes()));
+            assert_eq!(
+                l.key.as_deref(),
+                Some(v["HOST"].as_str().unwrap().as_bytes())
+            );
             assert_eq!(l.header("origin").as_deref(), Some("kpipe-test"));
         }
-        assert_eq!(landed[0].value_str(), format!("{{\"PROGRAM\":\"{p}\",\"HOST\":\"host{}\",\"MESSAGE\":\"m{n}\"}}", n));
+        assert_eq!(
+            landed[0].value_str(),
+            format!(
+                "{{\"PROGRAM\":\"{p}\",\"HOST\":\"host{}\",\"MESSAGE\":\"m{n}\"}}",
+                n
+            )
+        );
     }
 }
 
@@ -99,7 +163,10 @@ fn fifty_pretty_printed_objects_arrive_as_fifty_records() {
     let objects: Vec<serde_json::Value> = (0..50)
         .map(|i| serde_json::json!({"n": i, "nested": {"list": [1, 2, {"deep": "a b"}]}, "text": "line\nbreak"}))
         .collect();
-    let input: String = objects.iter().map(|o| serde_json::to_string_pretty(o).unwrap() + "\n").collect();
+    let input: String = objects
+        .iter()
+        .map(|o| serde_json::to_string_pretty(o).unwrap() + "\n")
+        .collect();
     assert!(input.lines().count() > 500);
     let run = kpipe(&["-b", b, "-t", &topic, "-f", "json"], input.as_bytes());
     assert_eq!(run.code(), 0, "{}", run.stderr);
@@ -116,11 +183,27 @@ fn nul_separated_names_arrive_byte_exact() {
     let topic = fresh_topic("print0");
     create_topic(b, &topic, 1, 1, &[]);
     let dir = temp_dir("print0");
-    for name in ["plain", "with space", "new\nline", "tab\there", "ünïcödé", "trailing\n"] {
+    for name in [
+        "plain",
+        "with space",
+        "new\nline",
+        "tab\there",
+        "ünïcödé",
+        "trailing\n",
+    ] {
         std::fs::write(dir.join(name), b"x").unwrap();
     }
-    let found = std::process::Command::new("find").arg(&dir).arg("/etc").args(["-xdev", "-print0"]).output().unwrap();
-    let names: Vec<&[u8]> = found.stdout.split(|&c| c == 0).filter(|n| !n.is_empty()).collect();
+    let found = std::process::Command::new("find")
+        .arg(&dir)
+        .arg("/etc")
+        .args(["-xdev", "-print0"])
+        .output()
+        .unwrap();
+    let names: Vec<&[u8]> = found
+        .stdout
+        .split(|&c| c == 0)
+        .filter(|n| !n.is_empty())
+        .collect();
     assert!(names.len() > 6);
     let run = kpipe(&["-b", b, "-t", &topic, "-D", "\\0"], &found.stdout);
     assert_eq!(run.code(), 0, "{}", run.stderr);
@@ -134,11 +217,23 @@ fn multi_byte_delimiter_and_key_delimiter() {
     let b = shared_brokers();
     let topic = fresh_topic("delims");
     create_topic(b, &topic, 1, 1, &[]);
-    let run = kpipe(&["-b", b, "-t", &topic, "-D", "||", "-K", "::"], b"k1::v|1||k2::v:2||novalue-key||");
+    let run = kpipe(
+        &["-b", b, "-t", &topic, "-D", "||", "-K", "::"],
+        b"k1::v|1||k2::v:2||novalue-key||",
+    );
     assert_eq!(run.code(), 0, "{}", run.stderr);
     let landed = read_topic(b, &topic, 3, WAIT);
-    let got: Vec<(Option<String>, String)> =
-        landed.iter().map(|l| (l.key.as_ref().map(|k| String::from_utf8_lossy(k).into_owned()), l.value_str())).collect();
+    let got: Vec<(Option<String>, String)> = landed
+        .iter()
+        .map(|l| {
+            (
+                l.key
+                    .as_ref()
+                    .map(|k| String::from_utf8_lossy(k).into_owned()),
+                l.value_str(),
+            )
+        })
+        .collect();
     assert_eq!(
         got,
         vec![
@@ -179,7 +274,13 @@ fn envelopes_land_field_by_field_and_dry_run_output_replays_the_same() {
         let p1 = a.iter().find(|l| l.partition == 1).expect("partition 1");
         assert_eq!(p1.key.as_deref(), Some(&b"k1"[..]));
         assert_eq!(p1.value_str(), "plain text");
-        assert_eq!(p1.headers, vec![("h1".to_string(), Some(b"v1".to_vec())), ("h2".to_string(), None)]);
+        assert_eq!(
+            p1.headers,
+            vec![
+                ("h1".to_string(), Some(b"v1".to_vec())),
+                ("h2".to_string(), None)
+            ]
+        );
         assert_eq!(p1.timestamp, Some(1_795_651_200_000));
         let p0 = a.iter().find(|l| l.partition == 0).expect("partition 0");
         assert_eq!(p0.value_str(), r#"{"nested":[1,2]}"#);
@@ -225,11 +326,22 @@ fn random_bytes_as_ndjson_do_not_crash() {
     let run = kpipe(&["-b", b, "-t", &topic, "-f", "ndjson"], &input);
     assert_eq!(run.code(), 0, "{}", run.stderr);
     assert!(!run.stderr.contains("panicked"));
-    assert!(run.stderr.contains("more malformed records not shown"), "reports are rate-limited: {}", run.stderr.len());
-    assert!(run.stderr.lines().count() < 100, "stderr flooded: {} lines", run.stderr.lines().count());
+    assert!(
+        run.stderr.contains("more malformed records not shown"),
+        "reports are rate-limited: {}",
+        run.stderr.len()
+    );
+    assert!(
+        run.stderr.lines().count() < 100,
+        "stderr flooded: {} lines",
+        run.stderr.lines().count()
+    );
     let summary = run.stderr.lines().last().unwrap();
     let read: usize = summary.split_whitespace().nth(1).unwrap().parse().unwrap();
-    assert!(summary.contains(&format!("{read} delivered, 0 failed")), "{summary}");
+    assert!(
+        summary.contains(&format!("{read} delivered, 0 failed")),
+        "{summary}"
+    );
 }
 
 #[test]
@@ -244,15 +356,39 @@ fn fallback_topic_timestamp_field_and_pinned_partition() {
         "{{\"PROGRAM\":\"{tag}_web\",\"DATE\":\"2026-11-26T00:00:00+00:00\"}}\n{{\"DATE\":1795651200123}}\n"
     );
     let run = kpipe(
-        &["-b", b, "-f", "ndjson", "-t", "logs.${PROGRAM}", "--fallback-topic", &fallback, "--timestamp-field", "DATE", "-p", "2"],
+        &[
+            "-b",
+            b,
+            "-f",
+            "ndjson",
+            "-t",
+            "logs.${PROGRAM}",
+            "--fallback-topic",
+            &fallback,
+            "--timestamp-field",
+            "DATE",
+            "-p",
+            "2",
+        ],
         input.as_bytes(),
     );
     assert_eq!(run.code(), 0, "{}", run.stderr);
     let a = read_topic(b, &routed, 1, WAIT);
     assert_eq!(a.len(), 1);
-    assert_eq!((a[0].partition, a[0].timestamp), (2, Some(1_795_651_200_000)));
+    assert_eq!(
+        (a[0].partition, a[0].timestamp),
+        (2, Some(1_795_651_200_000))
+    );
     let f = read_topic(b, &fallback, 1, WAIT);
     assert_eq!(f.len(), 1);
-    assert_eq!((f[0].partition, f[0].timestamp), (2, Some(1_795_651_200_123)));
-    assert!(f[0].header("kpipe.error").is_some_and(|e| e.contains("PROGRAM")), "{:?}", f[0].headers);
+    assert_eq!(
+        (f[0].partition, f[0].timestamp),
+        (2, Some(1_795_651_200_123))
+    );
+    assert!(
+        f[0].header("kpipe.error")
+            .is_some_and(|e| e.contains("PROGRAM")),
+        "{:?}",
+        f[0].headers
+    );
 }

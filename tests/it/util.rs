@@ -54,14 +54,23 @@ fn kafka_local(args: &[&str]) -> Output {
 impl Cluster {
     /// Starts `nodes` brokers (1 or 3) in a fresh directory under target/kafka.
     pub fn start(name: &str, nodes: usize) -> Cluster {
-        let dir = root().join("target/kafka").join(format!("{name}-{}", std::process::id()));
+        let dir = root()
+            .join("target/kafka")
+            .join(format!("{name}-{}", std::process::id()));
         let pid = std::process::id().to_string();
         let n = nodes.to_string();
         let d = dir.to_string_lossy().into_owned();
         let out = kafka_local(&["start", "--nodes", &n, "--dir", &d, "--watch-pid", &pid]);
         let bootstrap = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        assert!(!bootstrap.is_empty(), "kafka-local printed no bootstrap address");
-        Cluster { dir, bootstrap, nodes }
+        assert!(
+            !bootstrap.is_empty(),
+            "kafka-local printed no bootstrap address"
+        );
+        Cluster {
+            dir,
+            bootstrap,
+            nodes,
+        }
     }
 
     /// SIGKILLs node `n` (1-based).
@@ -76,8 +85,12 @@ impl Cluster {
 
     /// The node id leading `topic`'s partition 0, from the cluster's metadata.
     pub fn leader(&self, topic: &str) -> usize {
-        let consumer: BaseConsumer = client_config(&self.bootstrap).create().expect("metadata client");
-        let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).expect("metadata");
+        let consumer: BaseConsumer = client_config(&self.bootstrap)
+            .create()
+            .expect("metadata client");
+        let md = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .expect("metadata");
         md.topics()[0].partitions()[0].leader() as usize
     }
 }
@@ -111,11 +124,19 @@ pub fn shared_brokers() -> &'static str {
 /// A topic name no other test uses.
 pub fn fresh_topic(prefix: &str) -> String {
     static N: AtomicUsize = AtomicUsize::new(0);
-    format!("{prefix}-{}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst), now_ms() % 100_000)
+    format!(
+        "{prefix}-{}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst),
+        now_ms() % 100_000
+    )
 }
 
 pub fn now_ms() -> u128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
 }
 
 fn client_config(brokers: &str) -> ClientConfig {
@@ -125,8 +146,15 @@ fn client_config(brokers: &str) -> ClientConfig {
 }
 
 /// Creates a topic and waits until it is usable.
-pub fn create_topic(brokers: &str, topic: &str, partitions: i32, replication: i32, configs: &[(&str, &str)]) {
-    let admin: AdminClient<DefaultClientContext> = client_config(brokers).create().expect("admin client");
+pub fn create_topic(
+    brokers: &str,
+    topic: &str,
+    partitions: i32,
+    replication: i32,
+    configs: &[(&str, &str)],
+) {
+    let admin: AdminClient<DefaultClientContext> =
+        client_config(brokers).create().expect("admin client");
     let mut t = NewTopic::new(topic, partitions, TopicReplication::Fixed(replication));
     for (k, v) in configs {
         t = t.set(k, v);
@@ -150,7 +178,10 @@ pub fn create_topic(brokers: &str, topic: &str, partitions: i32, replication: i3
                 return;
             }
         }
-        assert!(Instant::now() < deadline, "topic {topic} did not become ready");
+        assert!(
+            Instant::now() < deadline,
+            "topic {topic} did not become ready"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -204,7 +235,12 @@ impl TopicReader {
         let deadline = Instant::now() + wait;
         let partitions = loop {
             match consumer.fetch_metadata(Some(topic), Duration::from_secs(5)) {
-                Ok(md) if md.topics().first().is_some_and(|t| t.error().is_none() && !t.partitions().is_empty()) => {
+                Ok(md)
+                    if md
+                        .topics()
+                        .first()
+                        .is_some_and(|t| t.error().is_none() && !t.partitions().is_empty()) =>
+                {
                     break md.topics()[0].partitions().len();
                 }
                 _ if Instant::now() > deadline => break 0,
@@ -213,12 +249,16 @@ impl TopicReader {
         };
         let mut tpl = TopicPartitionList::new();
         for p in 0..partitions {
-            tpl.add_partition_offset(topic, p as i32, Offset::Beginning).expect("partition");
+            tpl.add_partition_offset(topic, p as i32, Offset::Beginning)
+                .expect("partition");
         }
         if partitions > 0 {
             consumer.assign(&tpl).expect("assign");
         }
-        TopicReader { consumer, records: Vec::new() }
+        TopicReader {
+            consumer,
+            records: Vec::new(),
+        }
     }
 
     /// Polls until `expect` records in all, or `wait`; then `linger` more for extras.
@@ -230,7 +270,8 @@ impl TopicReader {
             if self.records.len() >= expect && reached.is_none() {
                 reached = Some(now);
             }
-            if reached.is_some_and(|r| now >= r + linger) || (reached.is_none() && now >= deadline) {
+            if reached.is_some_and(|r| now >= r + linger) || (reached.is_none() && now >= deadline)
+            {
                 return self.records.len();
             }
             if let Some(Ok(m)) = self.consumer.poll(Duration::from_millis(50)) {
@@ -241,7 +282,11 @@ impl TopicReader {
                     value: m.payload().map(<[u8]>::to_vec),
                     headers: m
                         .headers()
-                        .map(|h| h.iter().map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec))).collect())
+                        .map(|h| {
+                            h.iter()
+                                .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
+                                .collect()
+                        })
                         .unwrap_or_default(),
                     timestamp: m.timestamp().to_millis(),
                 });
@@ -329,20 +374,29 @@ pub fn wait_with_limit(mut child: Child, limit: Duration) -> Run {
 
 /// Sends a signal to a child.
 pub fn signal(child: &Child, sig: &str) {
-    let ok = Command::new("kill").args(["-s", sig, &child.id().to_string()]).status().expect("kill").success();
+    let ok = Command::new("kill")
+        .args(["-s", sig, &child.id().to_string()])
+        .status()
+        .expect("kill")
+        .success();
     assert!(ok, "kill -s {sig} failed");
 }
 
 /// A temporary directory under target/ (kept out of /tmp so failures can be inspected).
 pub fn temp_dir(name: &str) -> PathBuf {
-    let d = root().join("target/test-tmp").join(format!("{name}-{}-{}", std::process::id(), now_ms()));
+    let d =
+        root()
+            .join("target/test-tmp")
+            .join(format!("{name}-{}-{}", std::process::id(), now_ms()));
     std::fs::create_dir_all(&d).expect("temp dir");
     d
 }
 
 /// Lines of a file, or none if it does not exist.
 pub fn read_lines(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path).map(|s| s.lines().map(str::to_string).collect()).unwrap_or_default()
+    std::fs::read_to_string(path)
+        .map(|s| s.lines().map(str::to_string).collect())
+        .unwrap_or_default()
 }
 
 /// `n` syslog-like JSON records of about 250 bytes, numbered.
