@@ -222,7 +222,7 @@ impl App {
         loop {
             self.tick();
             if self.stop_reading() {
-                return;
+                return self.sweep(&mut input, framer.as_mut());
             }
             match input.fill(TICK) {
                 Ok(Fill::Idle) => continue,
@@ -244,6 +244,36 @@ impl App {
             self.sink.poll(Duration::ZERO);
             self.sync();
             if input.at_eof() && input.window().is_empty() {
+                return;
+            }
+        }
+    }
+
+    /// When the grace period after a stop signal ends, takes in what the pipe already holds, so
+    /// nothing the writer counts as written is left behind: each record still goes to Kafka if
+    /// there is room, else straight to the spool or dead-letter file.
+    fn sweep(&mut self, input: &mut BlockReader, framer: &mut dyn Framer) {
+        if self.data_error || self.fatal.is_some() || self.signals.stops() >= 2 {
+            return;
+        }
+        // A writer that never stops writing must not keep kpipe from exiting.
+        let until = Instant::now() + Duration::from_secs(1);
+        while Instant::now() < until {
+            match input.fill(Duration::ZERO) {
+                Ok(Fill::Data | Fill::Eof) => {}
+                Ok(Fill::Idle) => return,
+                Err(e) => {
+                    self.io_error = Some(format!("reading standard input: {e}"));
+                    return;
+                }
+            }
+            while let Some(piece) = framer.next_piece(input.window(), input.at_eof()) {
+                let len = piece.len();
+                let offset = input.offset();
+                self.handle(piece, &input.window()[..len], offset);
+                input.consume(len);
+            }
+            if input.at_eof() {
                 return;
             }
         }
@@ -443,6 +473,14 @@ impl App {
             }
         }
         let in_flight = self.sink.in_flight();
+        if in_flight > 0
+            && self.started.elapsed() < Duration::from_secs(1)
+            && self.ledger.counters.delivered.load(Relaxed) == 0
+        {
+            if let Sink::Kafka(k) = &mut self.sink {
+                k.nudge(self.s.router.any_topic());
+            }
+        }
         if self.stats_out.is_some() && self.last_stats.elapsed() >= self.s.stats_interval {
             self.write_stats(in_flight);
         }
@@ -514,11 +552,6 @@ impl App {
                 break;
             }
             self.sink.poll(DRAIN_SLICE);
-            if self.started.elapsed() < Duration::from_secs(1) {
-                if let Sink::Kafka(k) = &mut self.sink {
-                    k.nudge(self.s.router.any_topic());
-                }
-            }
             self.sync();
         }
         self.sink.poll(Duration::ZERO);

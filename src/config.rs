@@ -184,6 +184,13 @@ fn client_config(
         // is ready: the idempotent producer needs a connected broker for its producer id, and
         // waiting for one made a one-record run take 60 ms instead of 15.
         .set("enable.sparse.connections", "false");
+    // rdkafka asks the `log` crate which librdkafka levels to forward; kpipe has no logger, so
+    // the level is set here: warnings with -v, everything (and `-X debug=...`) with -vv.
+    c.set_log_level(match cli.verbose {
+        0 => rdkafka::config::RDKafkaLogLevel::Error,
+        1 => rdkafka::config::RDKafkaLogLevel::Warning,
+        _ => rdkafka::config::RDKafkaLogLevel::Debug,
+    });
     if cli.stats.is_some() {
         c.set(
             "statistics.interval.ms",

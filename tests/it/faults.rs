@@ -69,12 +69,13 @@ fn broker_that_starts_after_kpipe_gets_everything() {
     let records = syslog_records(20_000);
     let mut child = spawn(&["-b", &c.bootstrap, "-t", &topic]);
     let mut stdin = child.stdin.take().unwrap();
-    stdin
-        .write_all((records.join("\n") + "\n").as_bytes())
-        .unwrap();
-    drop(stdin);
+    // On its own thread: with the broker down kpipe fills its buffer and stops reading, and
+    // this writer blocks, as backpressure should make it.
+    let input = records.join("\n") + "\n";
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
     std::thread::sleep(Duration::from_secs(3));
     c.start_node(1);
+    writer.join().expect("writer").expect("writing to kpipe");
     let run = wait_with_limit(child, Duration::from_secs(120));
     assert_eq!(run.code(), 0, "{}", run.stderr);
     let landed = read_topic(&c.bootstrap, &topic, records.len(), WAIT);
