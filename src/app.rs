@@ -219,10 +219,25 @@ impl App {
     fn read_stdin(&mut self) {
         let mut input = BlockReader::stdin();
         let mut framer = self.framer();
+        self.read_until_stop(&mut input, framer.as_mut());
+        if self.data_error {
+            return;
+        }
+        // Bytes read but not yet a whole record (the writer stopped mid-record) are still
+        // records: they go out, or to the spool, as a last piece rather than vanish.
+        while let Some(piece) = framer.next_piece(input.window(), true) {
+            let len = piece.len();
+            let offset = input.offset();
+            self.handle(piece, &input.window()[..len], offset);
+            input.consume(len);
+        }
+    }
+
+    fn read_until_stop(&mut self, input: &mut BlockReader, framer: &mut dyn Framer) {
         loop {
             self.tick();
             if self.stop_reading() {
-                return self.sweep(&mut input, framer.as_mut());
+                return self.sweep(input, framer);
             }
             match input.fill(TICK) {
                 Ok(Fill::Idle) => continue,
