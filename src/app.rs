@@ -225,12 +225,28 @@ impl App {
         }
         // Bytes read but not yet a whole record (the writer stopped mid-record) are still
         // records: they go out, or to the spool, as a last piece rather than vanish.
-        while let Some(piece) = framer.next_piece(input.window(), true) {
+        self.handle_pieces(&mut input, framer.as_mut(), true);
+    }
+
+    /// Handles every whole piece in the window (`at_end`: the rest is a piece too). Returns
+    /// false when reading must stop at once.
+    fn handle_pieces(
+        &mut self,
+        input: &mut BlockReader,
+        framer: &mut dyn Framer,
+        at_end: bool,
+    ) -> bool {
+        while let Some(piece) = framer.next_piece(input.window(), at_end || input.at_eof()) {
             let len = piece.len();
             let offset = input.offset();
             self.handle(piece, &input.window()[..len], offset);
             input.consume(len);
+            // What is already read is handled even after a second signal: it goes to the spool.
+            if !at_end && (self.data_error || self.signals.stops() >= 2) {
+                return false;
+            }
         }
+        true
     }
 
     fn read_until_stop(&mut self, input: &mut BlockReader, framer: &mut dyn Framer) {
@@ -247,14 +263,8 @@ impl App {
                     return;
                 }
             }
-            while let Some(piece) = framer.next_piece(input.window(), input.at_eof()) {
-                let len = piece.len();
-                let offset = input.offset();
-                self.handle(piece, &input.window()[..len], offset);
-                input.consume(len);
-                if self.data_error || self.signals.stops() >= 2 {
-                    return;
-                }
+            if !self.handle_pieces(input, framer, false) {
+                return;
             }
             self.sink.poll(Duration::ZERO);
             self.sync();
@@ -282,13 +292,7 @@ impl App {
                     return;
                 }
             }
-            while let Some(piece) = framer.next_piece(input.window(), input.at_eof()) {
-                let len = piece.len();
-                let offset = input.offset();
-                self.handle(piece, &input.window()[..len], offset);
-                input.consume(len);
-            }
-            if input.at_eof() {
+            if !self.handle_pieces(input, framer, false) || input.at_eof() {
                 return;
             }
         }
@@ -386,11 +390,7 @@ impl App {
             Some(out) => (out.topic.to_string(), out.headers),
             None => (String::new(), None),
         };
-        use rdkafka::message::Headers;
-        let headers = headers
-            .as_ref()
-            .map(|h| h.iter().map(|h| (h.key, h.value)).collect())
-            .unwrap_or_default();
+        let headers = envelope::header_list(headers.as_ref());
         let view = envelope::Outgoing {
             topic: &topic,
             partition: None,

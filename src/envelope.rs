@@ -111,6 +111,15 @@ pub struct Outgoing<'a> {
     pub timestamp: Option<i64>,
 }
 
+/// A record's headers as (name, value) pairs, for an envelope line.
+pub fn header_list<H: rdkafka::message::Headers>(
+    headers: Option<&H>,
+) -> Vec<(&str, Option<&[u8]>)> {
+    headers
+        .map(|h| h.iter().map(|h| (h.key, h.value)).collect())
+        .unwrap_or_default()
+}
+
 /// Why a record failed, for dead-letter and spool lines.
 pub struct Failure<'a> {
     pub error: &'a str,

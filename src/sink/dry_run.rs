@@ -3,8 +3,6 @@
 use std::io::{self, BufWriter, Stdout, Write};
 use std::sync::Arc;
 
-use rdkafka::message::Headers;
-
 use crate::envelope;
 use crate::failed::Ledger;
 use crate::message::Outgoing;
@@ -31,11 +29,7 @@ impl DryRun {
 
     /// Prints one record.
     pub fn send(&mut self, rec: Outgoing) {
-        let headers = rec
-            .headers
-            .as_ref()
-            .map(|h| h.iter().map(|h| (h.key, h.value)).collect())
-            .unwrap_or_default();
+        let headers = envelope::header_list(rec.headers.as_ref());
         let view = envelope::Outgoing {
             topic: rec.topic,
             partition: rec.partition,

@@ -9,7 +9,7 @@ use anyhow::{anyhow, Result};
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{BorrowedMessage, DeliveryResult, Headers, Message};
+use rdkafka::message::{BorrowedMessage, DeliveryResult, Message};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext, PurgeConfig};
 use rdkafka::statistics::Statistics;
 use rdkafka::ClientConfig;
@@ -74,10 +74,7 @@ impl Context {
         let status = unsafe { rdkafka_sys::rd_kafka_message_status(msg.ptr()) };
         let in_doubt =
             status == rdkafka_sys::rd_kafka_msg_status_t::RD_KAFKA_MSG_STATUS_POSSIBLY_PERSISTED;
-        let headers = msg
-            .headers()
-            .map(|h| h.iter().map(|h| (h.key, h.value)).collect())
-            .unwrap_or_default();
+        let headers = envelope::header_list(msg.headers());
         let rec = envelope::Outgoing {
             topic: msg.topic(),
             partition: origin.pinned().then(|| msg.partition()),
@@ -229,11 +226,7 @@ impl KafkaSink {
         why: &str,
         kind: Kind,
     ) {
-        let headers = r
-            .headers
-            .as_ref()
-            .map(|h| h.iter().map(|h| (h.key, h.value)).collect())
-            .unwrap_or_default();
+        let headers = envelope::header_list(r.headers.as_ref());
         let rec = envelope::Outgoing {
             topic: r.topic,
             partition: if origin.pinned() { r.partition } else { None },

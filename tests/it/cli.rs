@@ -35,8 +35,7 @@ fn man_page_renders_and_covers_every_flag() {
         "man -l failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let text = String::from_utf8_lossy(&out.stdout)
-        .replace(['\u{2010}', '\u{2212}'], "-");
+    let text = String::from_utf8_lossy(&out.stdout).replace(['\u{2010}', '\u{2212}'], "-");
     for arg in kpipe::cli::command().get_arguments() {
         if let Some(long) = arg.get_long() {
             assert!(
