@@ -278,7 +278,11 @@ impl App {
     /// nothing the writer counts as written is left behind: each record still goes to Kafka if
     /// there is room, else straight to the spool or dead-letter file.
     fn sweep(&mut self, input: &mut BlockReader, framer: &mut dyn Framer) {
-        if self.data_error || self.fatal.is_some() || self.signals.stops() >= 2 {
+        if self.data_error
+            || self.fatal.is_some()
+            || self.signals.stops() >= 2
+            || !input.is_stream()
+        {
             return;
         }
         // A writer that never stops writing must not keep kpipe from exiting.

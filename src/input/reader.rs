@@ -67,6 +67,19 @@ impl BlockReader {
         self.base + self.start as u64
     }
 
+    /// Whether the input is a pipe or socket, whose writer counts what it wrote as handed over
+    /// (a regular file still holds what kpipe did not read).
+    pub fn is_stream(&self) -> bool {
+        self.file
+            .metadata()
+            .map(|m| {
+                use std::os::unix::fs::FileTypeExt;
+                let t = m.file_type();
+                t.is_fifo() || t.is_socket()
+            })
+            .unwrap_or(false)
+    }
+
     /// Whether the input has ended.
     pub fn at_eof(&self) -> bool {
         self.eof

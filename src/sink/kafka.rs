@@ -15,6 +15,7 @@ use rdkafka::statistics::Statistics;
 use rdkafka::ClientConfig;
 
 use super::classify;
+use super::wakeup::Wakeup;
 use crate::envelope;
 use crate::failed::{Kind, Ledger};
 use crate::message::{Origin, Outgoing};
@@ -153,6 +154,8 @@ impl ProducerContext for Context {
 
 /// The producer and the ledger its reports go to.
 pub struct KafkaSink {
+    // Declared first so it is dropped (unhooked) before the producer.
+    wakeup: Wakeup,
     producer: BaseProducer<Context>,
     ledger: Arc<Ledger>,
 }
@@ -179,7 +182,12 @@ impl KafkaSink {
                 anyhow!("the producer refused its configuration: {text}")
             }
         })?;
-        Ok(KafkaSink { producer, ledger })
+        let wakeup = Wakeup::new(producer.client().native_ptr())?;
+        Ok(KafkaSink {
+            wakeup,
+            producer,
+            ledger,
+        })
     }
 
     /// Hands one record to librdkafka, waiting while its queue is full.
@@ -206,8 +214,7 @@ impl KafkaSink {
                         );
                         return;
                     }
-                    // BaseProducer::poll waits out its whole timeout, so wait in short slices.
-                    self.producer.poll(Duration::from_millis(2));
+                    self.poll(Duration::from_millis(10));
                 }
                 Err((e, back)) => {
                     let kind = classify(e.rdkafka_error_code());
@@ -238,9 +245,28 @@ impl KafkaSink {
         self.ledger.failed(origin, &rec, why, kind, false);
     }
 
-    /// Serves delivery reports for up to `wait`.
+    /// Serves the delivery reports that are ready; if there are none, sleeps until one comes or
+    /// `wait` passes, and serves those.
     pub fn poll(&mut self, wait: Duration) {
-        self.producer.poll(wait);
+        if self.serve_ready() || wait.is_zero() {
+            return;
+        }
+        self.wakeup.sleep(wait);
+        self.serve_ready();
+    }
+
+    fn serve_ready(&self) -> bool {
+        let mut served = false;
+        // Bounded, in case librdkafka counts an event that poll does not take.
+        for _ in 0..100_000 {
+            if self.wakeup.pending() == 0 {
+                break;
+            }
+            // With a zero timeout rdkafka serves one event and returns at once.
+            self.producer.poll(Duration::ZERO);
+            served = true;
+        }
+        served
     }
 
     /// Asks for metadata again while the producer has no idempotence producer id yet.

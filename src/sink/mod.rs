@@ -3,6 +3,7 @@
 mod dry_run;
 mod errors;
 mod kafka;
+mod wakeup;
 
 pub use dry_run::DryRun;
 pub use errors::classify;
