@@ -58,7 +58,7 @@ impl<'a> Incoming<'a> {
         match self.timestamp {
             None => Ok(None),
             Some(raw) if raw.get() == "null" => Ok(None),
-            Some(raw) => timestamp::from_json(raw).map(Some).ok_or_else(|| {
+            Some(raw) => timestamp::from_json(raw.get()).map(Some).ok_or_else(|| {
                 format!(
                     "envelope timestamp {} is neither epoch milliseconds nor RFC 3339",
                     raw.get()

@@ -20,8 +20,19 @@ struct Node {
     leaf: Option<usize>,
 }
 
-/// Field values found in one record, indexed by field id.
-pub type Found<'de> = Vec<Option<&'de RawValue>>;
+/// Where each wanted field's JSON text lies in the record (byte range), indexed by field id.
+/// Ranges rather than references, so one buffer serves every record.
+pub type Found = Vec<Option<(usize, usize)>>;
+
+/// The JSON text of field `id`, if the record had it.
+pub fn found_text<'a>(
+    json: &'a str,
+    found: &[Option<(usize, usize)>],
+    id: usize,
+) -> Option<&'a str> {
+    let (start, end) = found.get(id).copied().flatten()?;
+    json.get(start..end)
+}
 
 impl FieldSet {
     /// Adds a dotted path (`user.id`) and returns its id; the same path gives the same id.
@@ -48,30 +59,43 @@ impl FieldSet {
         self.count == 0
     }
 
-    /// Validates `json` as one JSON value and fills `found` with the wanted fields.
+    /// Validates `json` as one UTF-8 JSON value, fills `found` with where the wanted fields
+    /// are, and returns the record as text (what `found` indexes).
     pub fn extract<'de>(
         &self,
         json: &'de [u8],
-        found: &mut Found<'de>,
-    ) -> Result<(), serde_json::Error> {
+        found: &mut Found,
+    ) -> Result<&'de str, serde_json::Error> {
         found.clear();
         found.resize(self.count, None);
-        let mut de = serde_json::Deserializer::from_slice(json);
+        // One check of the whole line is cheaper than serde_json's per string, and it also
+        // catches invalid UTF-8 in values serde_json would skip without looking.
+        let text = std::str::from_utf8(json).map_err(|e| {
+            <serde_json::Error as de::Error>::custom(format!(
+                "invalid UTF-8 at byte {}",
+                e.valid_up_to()
+            ))
+        })?;
+        let mut de = serde_json::Deserializer::from_str(text);
         Seek {
             node: &self.root,
             found,
+            base: text.as_ptr() as usize,
         }
         .deserialize(&mut de)?;
-        de.end()
+        de.end()?;
+        Ok(text)
     }
 }
 
-struct Seek<'n, 'f, 'de> {
+struct Seek<'n, 'f> {
     node: &'n Node,
-    found: &'f mut Found<'de>,
+    found: &'f mut Found,
+    /// Address of the record's first byte: raw values borrow from it, so their offsets follow.
+    base: usize,
 }
 
-impl<'de> DeserializeSeed<'de> for Seek<'_, '_, 'de> {
+impl<'de> DeserializeSeed<'de> for Seek<'_, '_> {
     type Value = ();
 
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
@@ -117,7 +141,7 @@ impl<'de> Deserialize<'de> for Key<'de> {
     }
 }
 
-impl<'de> Visitor<'de> for Seek<'_, '_, 'de> {
+impl<'de> Visitor<'de> for Seek<'_, '_> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -133,13 +157,15 @@ impl<'de> Visitor<'de> for Seek<'_, '_, 'de> {
             };
             let raw: &'de RawValue = map.next_value()?;
             if let Some(id) = child.leaf {
-                self.found[id] = Some(raw);
+                let start = raw.get().as_ptr() as usize - self.base;
+                self.found[id] = Some((start, start + raw.get().len()));
             }
             if !child.children.is_empty() {
                 let mut de = serde_json::Deserializer::from_str(raw.get());
                 Seek {
                     node: child,
                     found: &mut *self.found,
+                    base: self.base,
                 }
                 .deserialize(&mut de)
                 .map_err(de::Error::custom)?;
@@ -174,8 +200,7 @@ impl<'de> Visitor<'de> for Seek<'_, '_, 'de> {
 }
 
 /// The text a field renders as: strings unescaped, anything else as its JSON text.
-pub fn field_text<'a>(raw: &'a RawValue, scratch: &'a mut String) -> &'a str {
-    let text = raw.get();
+pub fn field_text<'a>(text: &'a str, scratch: &'a mut String) -> &'a str {
     if !text.starts_with('"') {
         return text;
     }
@@ -204,11 +229,14 @@ mod tests {
         let user = set.add("user");
         let mut found = Vec::new();
         let json = br#"{"HOST":"h\u0031","x":[1,{"HOST":2}],"user":{"id":42,"n":"a"}}"#;
-        set.extract(json, &mut found).unwrap();
+        let text = set.extract(json, &mut found).unwrap();
         let mut s = String::new();
-        assert_eq!(field_text(found[host].unwrap(), &mut s), "h1");
-        assert_eq!(found[uid].unwrap().get(), "42");
-        assert_eq!(found[user].unwrap().get(), r#"{"id":42,"n":"a"}"#);
+        assert_eq!(
+            field_text(found_text(text, &found, host).unwrap(), &mut s),
+            "h1"
+        );
+        assert_eq!(found_text(text, &found, uid), Some("42"));
+        assert_eq!(found_text(text, &found, user), Some(r#"{"id":42,"n":"a"}"#));
     }
 
     #[test]
@@ -218,6 +246,7 @@ mod tests {
         let mut found = Vec::new();
         assert!(set.extract(b"{\"a\": tru}", &mut found).is_err());
         assert!(set.extract(b"{\"a\": 1} x", &mut found).is_err());
+        assert!(set.extract(b"{\"a\": \"\xff\"}", &mut found).is_err());
         set.extract(b"[1,2]", &mut found).unwrap();
         assert!(found[0].is_none());
         set.extract(b"\"just a string\"", &mut found).unwrap();

@@ -34,6 +34,7 @@ pub struct Router {
     partition: Option<i32>,
     key_delimiter: Option<memmem::Finder<'static>>,
     fields: FieldSet,
+    found: Found,
     topic_buf: String,
     /// Whether `topic_buf` holds a fully rendered topic for the current record.
     topic_rendered: bool,
@@ -84,6 +85,7 @@ impl Router {
             partition,
             key_delimiter: key_delimiter.map(|d| memmem::Finder::new(&d).into_owned()),
             fields,
+            found: Vec::new(),
             topic_buf: String::new(),
             topic_rendered: false,
             key_buf: Vec::new(),
@@ -153,16 +155,16 @@ impl Router {
     }
 
     fn route_json<'a>(&'a mut self, rec: &'a [u8], compact: bool) -> Result<Outgoing<'a>, Problem> {
-        let mut found: Found<'a> = Vec::new();
-        self.fields
-            .extract(rec, &mut found)
+        let text = self
+            .fields
+            .extract(rec, &mut self.found)
             .map_err(|e| Problem(format!("invalid JSON: {e}")))?;
         let mut missing: Option<String> = None;
         let topic_template = self
             .topic
             .as_ref()
             .ok_or_else(|| Problem("no topic".into()))?;
-        if let Some(m) = topic_template.render(&found, &mut self.topic_buf) {
+        if let Some(m) = topic_template.render(text, &self.found, &mut self.topic_buf) {
             missing.get_or_insert_with(|| m.to_string());
         } else {
             self.topic_rendered = true;
@@ -170,7 +172,7 @@ impl Router {
         let key = match &self.key {
             Some(t) => {
                 let mut s = std::mem::take(&mut self.header_buf);
-                if let Some(m) = t.render(&found, &mut s) {
+                if let Some(m) = t.render(text, &self.found, &mut s) {
                     missing.get_or_insert_with(|| m.to_string());
                 }
                 self.key_buf.clear();
@@ -184,7 +186,7 @@ impl Router {
         if !self.headers.is_empty() {
             let mut h = OwnedHeaders::new_with_capacity(self.headers.len() + 1);
             for (name, t) in &self.headers {
-                if let Some(m) = t.render(&found, &mut self.header_buf) {
+                if let Some(m) = t.render(text, &self.found, &mut self.header_buf) {
                     missing.get_or_insert_with(|| m.to_string());
                 }
                 h = h.insert(Header {
@@ -195,14 +197,16 @@ impl Router {
             headers = Some(h);
         }
         let timestamp = match self.timestamp_field {
-            Some(id) => match found[id].and_then(timestamp::from_json) {
-                Some(ts) => Some(ts),
-                None => {
-                    return Err(Problem(
-                        "the timestamp field is missing or not a time".into(),
-                    ))
+            Some(id) => {
+                match fields::found_text(text, &self.found, id).and_then(timestamp::from_json) {
+                    Some(ts) => Some(ts),
+                    None => {
+                        return Err(Problem(
+                            "the timestamp field is missing or not a time".into(),
+                        ))
+                    }
                 }
-            },
+            }
             None => None,
         };
         let mut topic = self.topic_buf.as_str();

@@ -1,10 +1,8 @@
 //! syslog-ng style templates: `${NAME}`, `$NAME` and dotted paths, parsed once and rendered
 //! per record. `$$` is a literal dollar.
 
+use super::fields::{field_text, found_text, FieldSet};
 use anyhow::{bail, Result};
-use serde_json::value::RawValue;
-
-use super::fields::{field_text, FieldSet};
 
 /// A parsed template.
 #[derive(Debug, Clone)]
@@ -92,7 +90,12 @@ impl Template {
     }
 
     /// Renders into `out`; a missing field renders empty and its name is returned.
-    pub fn render<'t>(&'t self, found: &[Option<&RawValue>], out: &mut String) -> Option<&'t str> {
+    pub fn render<'t>(
+        &'t self,
+        json: &str,
+        found: &[Option<(usize, usize)>],
+        out: &mut String,
+    ) -> Option<&'t str> {
         out.clear();
         let mut missing = None;
         let mut scratch = String::new();
@@ -101,7 +104,7 @@ impl Template {
             match part {
                 Part::Literal(s) => out.push_str(s),
                 Part::Field(id) => {
-                    match found.get(*id).copied().flatten() {
+                    match found_text(json, found, *id) {
                         Some(raw) => out.push_str(field_text(raw, &mut scratch)),
                         None => {
                             missing.get_or_insert(self.names[field_no].as_str());
@@ -123,9 +126,9 @@ mod tests {
         let mut set = FieldSet::default();
         let t = Template::parse(t, &mut set).unwrap();
         let mut found = Vec::new();
-        set.extract(json.as_bytes(), &mut found).unwrap();
+        let text = set.extract(json.as_bytes(), &mut found).unwrap();
         let mut out = String::new();
-        let missing = t.render(&found, &mut out).map(str::to_string);
+        let missing = t.render(text, &found, &mut out).map(str::to_string);
         (out, missing)
     }
 
