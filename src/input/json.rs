@@ -65,6 +65,11 @@ impl JsonFramer {
         while i < w.len() {
             let b = w[i];
             if s.in_string {
+                if !s.escaped && !matches!(b, b'\\' | b'"' | b'\n') {
+                    // Most bytes of a record are inside strings: jump to the next one that matters.
+                    i += memchr::memchr3(b'\\', b'"', b'\n', &w[i..]).unwrap_or(w.len() - i);
+                    continue;
+                }
                 if s.escaped {
                     s.escaped = false;
                 } else if b == b'\\' {
@@ -157,23 +162,32 @@ impl Framer for JsonFramer {
 /// Copies a JSON value without the whitespace outside its strings.
 pub fn compact_into(value: &[u8], out: &mut Vec<u8>) {
     out.clear();
-    let mut in_string = false;
-    let mut escaped = false;
-    for &b in value {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
+    out.reserve(value.len());
+    let mut i = 0;
+    while i < value.len() {
+        let b = value[i];
+        if b == b'"' {
+            // Copy the whole string at once, escapes included.
+            let start = i;
+            i += 1;
+            while let Some(k) = memchr::memchr2(b'"', b'\\', &value[i..]) {
+                i += k;
+                if value[i] == b'"' {
+                    break;
+                }
+                i += 2;
+                if i >= value.len() {
+                    break;
+                }
             }
-        } else if b == b'"' {
-            in_string = true;
-        } else if is_space(b) {
+            i = (i + 1).min(value.len());
+            out.extend_from_slice(&value[start..i]);
             continue;
         }
-        out.push(b);
+        if !is_space(b) {
+            out.push(b);
+        }
+        i += 1;
     }
 }
 
@@ -237,5 +251,7 @@ mod tests {
         let mut out = Vec::new();
         compact_into(b"{ \"a b\" : [ 1 ,\n 2 ] }", &mut out);
         assert_eq!(out, b"{\"a b\":[1,2]}");
+        compact_into(br#"{ "k\" x" : "v \\" , "e": "\u0041 " }"#, &mut out);
+        assert_eq!(out, br#"{"k\" x":"v \\","e":"\u0041 "}"#);
     }
 }
