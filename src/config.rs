@@ -202,13 +202,3 @@ fn client_config(
     }
     Ok(c)
 }
-
-/// Context for errors creating the producer: names the properties involved.
-pub fn producer_error_hint(e: &rdkafka::error::KafkaError) -> String {
-    let text = e.to_string();
-    if text.contains("No such configuration property") {
-        format!("{text}; check the -X spelling against librdkafka's CONFIGURATION.md")
-    } else {
-        text
-    }
-}
