@@ -99,8 +99,7 @@ struct App {
     signals: Signals,
     spool: Option<SpoolDir>,
     replay_router: Router,
-    progress: Progress,
-    stats_out: Option<Box<dyn Write>>,
+    reports: Reports,
     reporter: Reporter,
     started: Instant,
     first_stop: Option<Instant>,
@@ -110,9 +109,7 @@ struct App {
     io_error: Option<String>,
     /// Newlines consumed so far, for line numbers in reports.
     lines: u64,
-    last_stats: Instant,
     last_rescan: Instant,
-    rate: Rate,
 }
 
 type Failure = (Status, anyhow::Error);
@@ -164,14 +161,20 @@ impl App {
         let replay_router = Router::new(Format::Envelope, None, None, &[], None, None, None, None)
             .map_err(fail(Status::Software))?;
         Ok(App {
-            progress: Progress::start(s.progress),
+            reports: Reports {
+                progress: Progress::start(s.progress),
+                stats_out,
+                interval: s.stats_interval,
+                last_stats: Instant::now(),
+                rate: Rate::new(0),
+                started: Instant::now(),
+            },
             s,
             ledger,
             sink,
             signals,
             spool,
             replay_router,
-            stats_out,
             reporter: Reporter {
                 shown: 0,
                 suppressed: 0,
@@ -183,9 +186,7 @@ impl App {
             fatal: None,
             io_error: None,
             lines: 0,
-            last_stats: Instant::now(),
             last_rescan: Instant::now(),
-            rate: Rate::new(0),
         })
     }
 
@@ -333,6 +334,8 @@ impl App {
             signals: &self.signals,
             first_stop: &mut self.first_stop,
             grace: self.s.shutdown_timeout,
+            reports: &mut self.reports,
+            ledger: &self.ledger,
         };
         match self.s.router.route(bytes) {
             Ok(out) => self.sink.send(out, &mut stop.into_fn()),
@@ -363,6 +366,8 @@ impl App {
                     signals: &self.signals,
                     first_stop: &mut self.first_stop,
                     grace: self.s.shutdown_timeout,
+                    reports: &mut self.reports,
+                    ledger: &self.ledger,
                 };
                 match self.s.router.fallback(bytes, &text) {
                     Some(out) => {
@@ -461,6 +466,8 @@ impl App {
                     signals: &self.signals,
                     first_stop: &mut self.first_stop,
                     grace: self.s.shutdown_timeout,
+                    reports: &mut self.reports,
+                    ledger: &self.ledger,
                 };
                 self.sink.send(out, &mut stop.into_fn());
             }
@@ -477,14 +484,6 @@ impl App {
         if self.signals.stops() >= 1 && self.first_stop.is_none() {
             self.first_stop = Some(Instant::now());
         }
-        if self.signals.take_hup() {
-            if let Err(e) = self.ledger.reopen_dead_letter() {
-                eprintln!("kpipe: {e:#}");
-            }
-        }
-        if self.signals.take_usr1() {
-            eprintln!("{}", self.ledger.counters.summary(self.started.elapsed()));
-        }
         if self.fatal.is_none() {
             if let Some(f) = self.sink.fatal_error() {
                 eprintln!("kpipe: the producer hit a fatal error: {f}; stopping, undelivered records go to the spool or dead-letter file");
@@ -500,17 +499,8 @@ impl App {
                 k.nudge(self.s.router.any_topic());
             }
         }
-        if self.stats_out.is_some() && self.last_stats.elapsed() >= self.s.stats_interval {
-            self.write_stats(in_flight);
-        }
-        let c = &self.ledger.counters;
-        self.progress.update(
-            c.bytes.load(Relaxed),
-            c.read.load(Relaxed),
-            c.delivered.load(Relaxed),
-            in_flight,
-            0.0,
-        );
+        self.reports
+            .periodic(&self.ledger, &self.signals, in_flight);
         if self.spool.is_some()
             && self.first_stop.is_none()
             && self.last_rescan.elapsed() >= SPOOL_RESCAN
@@ -518,18 +508,6 @@ impl App {
             self.last_rescan = Instant::now();
             if let Err(e) = self.replay_spool() {
                 eprintln!("kpipe: {e:#}");
-            }
-        }
-    }
-
-    fn write_stats(&mut self, in_flight: i64) {
-        self.last_stats = Instant::now();
-        let c = &self.ledger.counters;
-        let rate = self.rate.sample(c.delivered.load(Relaxed));
-        let line = c.json_line(self.started.elapsed(), in_flight, rate);
-        if let Some(out) = self.stats_out.as_mut() {
-            if writeln!(out, "{line}").and_then(|_| out.flush()).is_err() {
-                self.stats_out = None;
             }
         }
     }
@@ -578,14 +556,13 @@ impl App {
     }
 
     fn finish(mut self) -> Status {
-        self.progress.finish();
+        self.reports.progress.finish();
         self.reporter.finish();
         if let Err(e) = self.ledger.close() {
             self.io_error.get_or_insert_with(|| format!("{e:#}"));
         }
-        if self.stats_out.is_some() {
-            self.write_stats(self.sink.in_flight());
-        }
+        self.reports
+            .write_stats(&self.ledger, self.sink.in_flight());
         let c = &self.ledger.counters;
         let (spooled, dead, lost) = (
             c.spooled.load(Relaxed),
@@ -668,19 +645,74 @@ impl App {
     }
 }
 
-/// Decides, while a full queue blocks a send, whether to give up on the record in hand.
+/// What kpipe reports while it runs: statistics lines, the progress line, and the answers to
+/// SIGHUP and SIGUSR1. Kept apart so a send blocked on a full queue can serve it too.
+struct Reports {
+    progress: Progress,
+    stats_out: Option<Box<dyn Write>>,
+    interval: Duration,
+    last_stats: Instant,
+    rate: Rate,
+    started: Instant,
+}
+
+impl Reports {
+    /// Serves signals, writes a statistics line when one is due, updates the progress line.
+    fn periodic(&mut self, ledger: &Ledger, signals: &Signals, in_flight: i64) {
+        if signals.take_hup() {
+            if let Err(e) = ledger.reopen_dead_letter() {
+                eprintln!("kpipe: {e:#}");
+            }
+        }
+        if signals.take_usr1() {
+            eprintln!("{}", ledger.counters.summary(self.started.elapsed()));
+        }
+        if self.last_stats.elapsed() >= self.interval {
+            self.write_stats(ledger, in_flight);
+        }
+        let c = &ledger.counters;
+        self.progress.update(
+            c.bytes.load(Relaxed),
+            c.read.load(Relaxed),
+            c.delivered.load(Relaxed),
+            in_flight,
+            0.0,
+        );
+    }
+
+    fn write_stats(&mut self, ledger: &Ledger, in_flight: i64) {
+        let Some(out) = self.stats_out.as_mut() else {
+            return;
+        };
+        self.last_stats = Instant::now();
+        let c = &ledger.counters;
+        let rate = self.rate.sample(c.delivered.load(Relaxed));
+        let line = c.json_line(self.started.elapsed(), in_flight, rate);
+        if writeln!(out, "{line}").and_then(|_| out.flush()).is_err() {
+            self.stats_out = None;
+        }
+    }
+}
+
+/// Decides, while a full queue blocks a send, whether to give up on the record in hand, and
+/// keeps the reports going meanwhile.
 struct StopCheck<'a> {
     signals: &'a Signals,
     first_stop: &'a mut Option<Instant>,
     grace: Duration,
+    reports: &'a mut Reports,
+    ledger: &'a Ledger,
 }
 
 impl<'a> StopCheck<'a> {
-    fn into_fn(self) -> impl FnMut() -> bool + 'a {
-        move || match self.signals.stops() {
-            0 => false,
-            1 => self.first_stop.get_or_insert_with(Instant::now).elapsed() >= self.grace,
-            _ => true,
+    fn into_fn(self) -> impl FnMut(i64) -> bool + 'a {
+        move |in_flight| {
+            self.reports.periodic(self.ledger, self.signals, in_flight);
+            match self.signals.stops() {
+                0 => false,
+                1 => self.first_stop.get_or_insert_with(Instant::now).elapsed() >= self.grace,
+                _ => true,
+            }
         }
     }
 }

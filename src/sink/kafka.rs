@@ -191,7 +191,7 @@ impl KafkaSink {
     }
 
     /// Hands one record to librdkafka, waiting while its queue is full.
-    pub fn send(&mut self, rec: Outgoing, abort: &mut dyn FnMut() -> bool) {
+    pub fn send(&mut self, rec: Outgoing, abort: &mut dyn FnMut(i64) -> bool) {
         let origin = rec.origin;
         let mut record: BaseRecord<'_, [u8], [u8], usize> =
             BaseRecord::with_opaque_to(rec.topic, origin.0);
@@ -205,7 +205,7 @@ impl KafkaSink {
                 Ok(()) => return,
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     record = back;
-                    if abort() {
+                    if abort(self.in_flight()) {
                         self.fail_unsent(
                             &record,
                             origin,

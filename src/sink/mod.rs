@@ -21,8 +21,9 @@ pub enum Sink {
 
 impl Sink {
     /// Hands a record over; blocks (serving delivery reports) while the producer's queue is full,
-    /// until `abort` says to give up, in which case the record is put with the failures.
-    pub fn send(&mut self, rec: Outgoing, abort: &mut dyn FnMut() -> bool) {
+    /// until `abort` (told how many records are in flight) says to give up, in which case the
+    /// record is put with the failures.
+    pub fn send(&mut self, rec: Outgoing, abort: &mut dyn FnMut(i64) -> bool) {
         match self {
             Sink::Kafka(k) => k.send(rec, abort),
             Sink::DryRun(d) => d.send(rec),

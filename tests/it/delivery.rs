@@ -250,3 +250,41 @@ fn sighup_reopens_the_dead_letter_file() {
     assert_eq!(fresh.len(), 1);
     assert!(fresh[0].contains("second record"));
 }
+
+#[test]
+fn stats_keep_coming_while_a_full_queue_holds_kpipe_back() {
+    let dir = temp_dir("stats-full");
+    let stats = dir.join("stats.ndjson");
+    // No broker: the queue fills and kpipe waits inside a send.
+    let mut child = spawn(&[
+        "-b",
+        "127.0.0.1:1",
+        "-t",
+        "x",
+        "--stats",
+        stats.to_str().unwrap(),
+        "--stats-interval",
+        "200ms",
+        "--max-buffered",
+        "64KiB",
+        "--shutdown-timeout",
+        "1s",
+        "-q",
+    ]);
+    let mut stdin = child.stdin.take().unwrap();
+    let input = syslog_records(5_000).join("\n") + "\n";
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(input.as_bytes());
+    });
+    std::thread::sleep(Duration::from_millis(2000));
+    signal(&child, "TERM");
+    let run = wait_with_limit(child, Duration::from_secs(30));
+    let _ = writer.join();
+    assert!(matches!(run.code(), 69 | 75), "{}", run.stderr);
+    let lines = read_lines(&stats);
+    assert!(
+        lines.len() >= 5,
+        "only {} stats lines while blocked: {lines:?}",
+        lines.len()
+    );
+}
