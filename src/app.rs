@@ -330,15 +330,9 @@ impl App {
         if let Some(why) = why {
             return self.malformed(bytes, &why, line, offset);
         }
-        let stop = StopCheck {
-            signals: &self.signals,
-            first_stop: &mut self.first_stop,
-            grace: self.s.shutdown_timeout,
-            reports: &mut self.reports,
-            ledger: &self.ledger,
-        };
+
         match self.s.router.route(bytes) {
-            Ok(out) => self.sink.send(out, &mut stop.into_fn()),
+            Ok(out) => self.sink.send(out, &mut stop_check!(self)),
             Err(problem) => self.malformed(bytes, &problem.0, line, offset),
         }
     }
@@ -362,17 +356,10 @@ impl App {
         let c = &self.ledger.counters;
         match mode {
             OnError::FallbackToString | OnError::SilentlyFallbackToString => {
-                let stop = StopCheck {
-                    signals: &self.signals,
-                    first_stop: &mut self.first_stop,
-                    grace: self.s.shutdown_timeout,
-                    reports: &mut self.reports,
-                    ledger: &self.ledger,
-                };
                 match self.s.router.fallback(bytes, &text) {
                     Some(out) => {
                         bump(&c.malformed_sent);
-                        self.sink.send(out, &mut stop.into_fn());
+                        self.sink.send(out, &mut stop_check!(self));
                     }
                     None => {
                         bump(&c.malformed_failed);
@@ -462,14 +449,8 @@ impl App {
                     r.sent(index);
                 }
                 bump(&self.ledger.counters.replayed);
-                let stop = StopCheck {
-                    signals: &self.signals,
-                    first_stop: &mut self.first_stop,
-                    grace: self.s.shutdown_timeout,
-                    reports: &mut self.reports,
-                    ledger: &self.ledger,
-                };
-                self.sink.send(out, &mut stop.into_fn());
+
+                self.sink.send(out, &mut stop_check!(self));
             }
             Err(p) => eprintln!(
                 "kpipe: {}: a line is not an envelope ({}); left out",
@@ -693,6 +674,22 @@ impl Reports {
         }
     }
 }
+
+/// The `abort` check for `Sink::send`, built from the app's fields one by one (not through a
+/// `&mut self` method) so it can live beside the router's borrow of the record.
+macro_rules! stop_check {
+    ($app:expr) => {
+        StopCheck {
+            signals: &$app.signals,
+            first_stop: &mut $app.first_stop,
+            grace: $app.s.shutdown_timeout,
+            reports: &mut $app.reports,
+            ledger: &$app.ledger,
+        }
+        .into_fn()
+    };
+}
+use stop_check;
 
 /// Decides, while a full queue blocks a send, whether to give up on the record in hand, and
 /// keeps the reports going meanwhile.
