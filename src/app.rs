@@ -25,6 +25,8 @@ use crate::stats::{bump, Rate};
 
 /// How long a blocked read waits before the loop serves signals, reports and statistics.
 const TICK: Duration = Duration::from_millis(100);
+/// How long a trickling pipe is left to fill before the next read.
+const GATHER: Duration = Duration::from_millis(1);
 /// How long one wait for delivery reports lasts while draining (librdkafka's poll waits it out).
 const DRAIN_SLICE: Duration = Duration::from_millis(5);
 /// How often the spool directory is checked for files another run left.
@@ -271,6 +273,12 @@ impl App {
             self.sync();
             if input.at_eof() && input.window().is_empty() {
                 return;
+            }
+            if input.writer_trickles() {
+                // Let the pipe gather a few hundred records: they wait less than linger.ms
+                // would make them wait anyway, and kpipe and its writer (syslog-ng writes each
+                // message on its own) stop waking each other for every record.
+                std::thread::sleep(GATHER);
             }
         }
     }

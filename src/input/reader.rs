@@ -9,6 +9,9 @@ use std::time::Duration;
 
 const BLOCK: usize = 256 * 1024;
 
+/// A read from a pipe or socket smaller than this found the writer only a little ahead.
+const SHORT_READ: usize = 16 * 1024;
+
 /// What one `fill` call found.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Fill {
@@ -30,6 +33,10 @@ pub struct BlockReader {
     /// Absolute input offset of `buf[0]`.
     base: u64,
     eof: bool,
+    /// Whether the input is a pipe or socket (decided once, at the start).
+    stream: bool,
+    /// Bytes the last successful read returned.
+    last_read: usize,
 }
 
 impl BlockReader {
@@ -46,6 +53,7 @@ impl BlockReader {
     }
 
     fn with_file(file: ManuallyDrop<File>, owned: bool) -> BlockReader {
+        let stream = is_stream(&file);
         BlockReader {
             file,
             owned,
@@ -54,6 +62,8 @@ impl BlockReader {
             end: 0,
             base: 0,
             eof: false,
+            stream,
+            last_read: 0,
         }
     }
 
@@ -70,14 +80,14 @@ impl BlockReader {
     /// Whether the input is a pipe or socket, whose writer counts what it wrote as handed over
     /// (a regular file still holds what kpipe did not read).
     pub fn is_stream(&self) -> bool {
-        self.file
-            .metadata()
-            .map(|m| {
-                use std::os::unix::fs::FileTypeExt;
-                let t = m.file_type();
-                t.is_fifo() || t.is_socket()
-            })
-            .unwrap_or(false)
+        self.stream
+    }
+
+    /// Whether the last read took only a little from a pipe or socket: its writer hands over
+    /// records one small write at a time, and reading again at once would cost a wake-up (on
+    /// both sides) for every record.
+    pub fn writer_trickles(&self) -> bool {
+        self.stream && !self.eof && self.last_read < SHORT_READ
     }
 
     /// Whether the input has ended.
@@ -108,6 +118,7 @@ impl BlockReader {
                 }
                 Ok(n) => {
                     self.end += n;
+                    self.last_read = n;
                     return Ok(Fill::Data);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -153,11 +164,66 @@ impl BlockReader {
     }
 }
 
+fn is_stream(file: &File) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    file.metadata()
+        .map(|m| m.file_type().is_fifo() || m.file_type().is_socket())
+        .unwrap_or(false)
+}
+
 impl Drop for BlockReader {
     fn drop(&mut self) {
         if self.owned {
             // SAFETY: dropped exactly once, here.
             unsafe { ManuallyDrop::drop(&mut self.file) };
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Seek, Write};
+    use std::os::fd::OwnedFd;
+
+    fn pipe() -> (File, File) {
+        let mut fds = [0; 2];
+        // SAFETY: fds has room for the two descriptors pipe(2) writes.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // SAFETY: both descriptors are fresh and owned by nothing else.
+        unsafe {
+            (
+                File::from(OwnedFd::from_raw_fd(fds[0])),
+                File::from(OwnedFd::from_raw_fd(fds[1])),
+            )
+        }
+    }
+
+    #[test]
+    fn a_small_read_from_a_pipe_is_a_trickle_and_a_file_never_is() {
+        let (read_end, mut write_end) = pipe();
+        let mut pipe_reader = BlockReader::file(read_end);
+        write_end.write_all(b"one record\n").unwrap();
+        assert_eq!(
+            pipe_reader.fill(Duration::from_secs(5)).unwrap(),
+            Fill::Data
+        );
+        assert!(pipe_reader.is_stream());
+        assert!(pipe_reader.writer_trickles());
+
+        write_end.write_all(&vec![b'x'; 60 * 1024]).unwrap();
+        assert_eq!(
+            pipe_reader.fill(Duration::from_secs(5)).unwrap(),
+            Fill::Data
+        );
+        assert!(!pipe_reader.writer_trickles());
+
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(b"one record\n").unwrap();
+        file.rewind().unwrap();
+        let mut file_reader = BlockReader::file(file);
+        assert_eq!(file_reader.fill(Duration::ZERO).unwrap(), Fill::Data);
+        assert!(!file_reader.is_stream());
+        assert!(!file_reader.writer_trickles());
     }
 }
