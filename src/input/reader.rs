@@ -9,8 +9,12 @@ use std::time::Duration;
 
 const BLOCK: usize = 256 * 1024;
 
-/// A read from a pipe or socket smaller than this found the writer only a little ahead.
-const SHORT_READ: usize = 16 * 1024;
+/// A read from a pipe or socket smaller than this found the writer only a little ahead (it is
+/// the size of a pipe as Linux makes it).
+const SHORT_READ: usize = 64 * 1024;
+
+/// What a pipe on standard input is grown to: room for a writer while kpipe lets it gather.
+const PIPE_SIZE: libc::c_int = 1024 * 1024;
 
 /// What one `fill` call found.
 #[derive(Debug, PartialEq, Eq)]
@@ -44,6 +48,7 @@ impl BlockReader {
     pub fn stdin() -> BlockReader {
         // SAFETY: fd 0 is open for the life of the process; ManuallyDrop keeps it open.
         let file = unsafe { File::from_raw_fd(0) };
+        grow_pipe(&file);
         BlockReader::with_file(ManuallyDrop::new(file), false)
     }
 
@@ -164,6 +169,17 @@ impl BlockReader {
     }
 }
 
+/// Grows a pipe so that its writer (syslog-ng writes each message on its own) need not wait
+/// while kpipe lets records gather between reads. What kpipe can lose if it is killed is still
+/// bounded by --max-buffered, which is far larger. Not a pipe, or not allowed: left as it is.
+fn grow_pipe(file: &File) {
+    use std::os::unix::fs::FileTypeExt;
+    if file.metadata().is_ok_and(|m| m.file_type().is_fifo()) {
+        // SAFETY: fcntl on a descriptor this process holds open; failure changes nothing.
+        unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE_SIZE) };
+    }
+}
+
 fn is_stream(file: &File) -> bool {
     use std::os::unix::fs::FileTypeExt;
     file.metadata()
@@ -211,7 +227,8 @@ mod tests {
         assert!(pipe_reader.is_stream());
         assert!(pipe_reader.writer_trickles());
 
-        write_end.write_all(&vec![b'x'; 60 * 1024]).unwrap();
+        grow_pipe(&write_end);
+        write_end.write_all(&vec![b'x'; 100 * 1024]).unwrap();
         assert_eq!(
             pipe_reader.fill(Duration::from_secs(5)).unwrap(),
             Fill::Data
