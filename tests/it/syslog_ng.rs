@@ -730,3 +730,45 @@ fn reloads_restart_kpipe_mid_stream_without_loss() {
     );
     assert_eq!(sng.dead_lettered(), 0, "dead-lettered");
 }
+
+/// The benchmark's load through the shipped example: 200 000 messages at 100 000/s. How fast
+/// they land is `bench/syslog-ng`'s business (BENCHMARKS.md); here every one must land, once,
+/// with its key: at this rate kpipe lets its pipe gather between reads, and the pipe, the queue
+/// and syslog-ng's flow-control must hand every message on.
+#[test]
+fn two_hundred_thousand_at_a_hundred_thousand_a_second_all_land_once() {
+    let b = shared_brokers();
+    let topic = fresh_topic("syslog-fast");
+    create_topic(b, &topic, 3, 1, &[]);
+    let dir = temp_dir("syslog-ng-200000");
+    const N: u64 = 200_000;
+    let file = dir.join("messages.txt");
+    write_messages(&file, 0..N);
+    let mut reader = TopicReader::new(b, &topic, Duration::from_secs(10));
+    let port = free_port();
+    let mut sng = SyslogNg::start(&dir, port, &example_conf(&dir, port, b, &topic));
+
+    let said = loggen_file(port, &file, 100_000);
+    eprintln!("loggen: {}", said.lines().last().unwrap_or_default());
+    reader.read_until(N as usize, Duration::from_secs(60), Duration::from_secs(1));
+    assert!(sng.running(), "syslog-ng exited: {}", sng.log());
+    sng.stop();
+    let mut seqs = Vec::with_capacity(N as usize);
+    for l in &reader.records {
+        let (v, seq) = parse(l);
+        let host = format!("host{}", seq % 7);
+        assert_eq!(v["HOST"], host.as_str(), "{}", l.value_str());
+        assert_eq!(l.key.as_deref(), Some(host.as_bytes()), "{}", l.value_str());
+        seqs.push(seq);
+    }
+    let tally = Tally::new(0..N, seqs);
+    tally.report("200000 at 100000/s", N as usize, sng.dead_lettered());
+    assert!(
+        tally.lost.is_empty(),
+        "lost {}: {}",
+        tally.lost.len(),
+        ranges(&tally.lost)
+    );
+    assert_eq!(tally.duplicates(), 0, "duplicated");
+    assert_eq!(sng.dead_lettered(), 0, "dead-lettered");
+}
