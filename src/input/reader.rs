@@ -48,7 +48,8 @@ impl BlockReader {
     pub fn stdin() -> BlockReader {
         // SAFETY: fd 0 is open for the life of the process; ManuallyDrop keeps it open.
         let file = unsafe { File::from_raw_fd(0) };
-        grow_pipe(&file);
+        // Where the pipe cannot grow, kpipe still works: its writer waits a little more often.
+        let _ = grow_pipe(&file);
         BlockReader::with_file(ManuallyDrop::new(file), false)
     }
 
@@ -172,12 +173,12 @@ impl BlockReader {
 /// Grows a pipe so that its writer (syslog-ng writes each message on its own) need not wait
 /// while kpipe lets records gather between reads. What kpipe can lose if it is killed is still
 /// bounded by --max-buffered, which is far larger. Not a pipe, or not allowed: left as it is.
-fn grow_pipe(file: &File) {
+/// Returns whether the pipe now holds `PIPE_SIZE` or more.
+fn grow_pipe(file: &File) -> bool {
     use std::os::unix::fs::FileTypeExt;
-    if file.metadata().is_ok_and(|m| m.file_type().is_fifo()) {
-        // SAFETY: fcntl on a descriptor this process holds open; failure changes nothing.
-        unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE_SIZE) };
-    }
+    // SAFETY: fcntl on a descriptor this process holds open; a failure changes nothing.
+    file.metadata().is_ok_and(|m| m.file_type().is_fifo())
+        && unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE_SIZE) } >= PIPE_SIZE
 }
 
 fn is_stream(file: &File) -> bool {
@@ -227,7 +228,8 @@ mod tests {
         assert!(pipe_reader.is_stream());
         assert!(pipe_reader.writer_trickles());
 
-        grow_pipe(&write_end);
+        // More than a pipe as Linux makes it: only a grown pipe takes it without a reader.
+        assert!(grow_pipe(&write_end), "F_SETPIPE_SZ to {PIPE_SIZE} refused");
         write_end.write_all(&vec![b'x'; 100 * 1024]).unwrap();
         assert_eq!(
             pipe_reader.fill(Duration::from_secs(5)).unwrap(),
