@@ -4070,9 +4070,14 @@ static int rd_kafka_toppar_producer_serve(rd_kafka_broker_t *rkb,
         /* kpipe: a batch that is due but may not be sent yet (the
          * idempotent producer's in-flight limit) must not pull the broker
          * thread's wakeup to "now": it would poll its sockets with a zero
-         * timeout until the response that lifts the limit arrives. That
-         * response wakes the thread anyway. */
-        if (max_requests > 0 && batch_wakeup < *next_wakeup)
+         * timeout until the response that lifts the limit arrives. A
+         * response to this broker wakes the thread anyway; only when it has
+         * nothing outstanding (the partition's requests are on a broker it
+         * left) is the old wakeup kept, so the limit is checked again. */
+        if ((max_requests > 0 ||
+             (rd_kafka_bufq_cnt(&rkb->rkb_waitresps) == 0 &&
+              rd_kafka_bufq_cnt(&rkb->rkb_outbufs) == 0)) &&
+            batch_wakeup < *next_wakeup)
                 *next_wakeup = batch_wakeup;
 
 
