@@ -396,6 +396,16 @@ impl Tally {
         }
     }
 
+    /// Fails the test, naming the missing sequence numbers, when any message did not land.
+    fn assert_none_lost(&self) {
+        assert!(
+            self.lost.is_empty(),
+            "lost {}: {}",
+            self.lost.len(),
+            ranges(&self.lost)
+        );
+    }
+
     fn duplicates(&self) -> usize {
         self.duplicated.values().sum()
     }
@@ -559,12 +569,7 @@ fn example_config_delivers_five_thousand_keyed_by_host_within_a_second() {
     let tally = Tally::new(0..N, seqs);
     tally.report("5000", N as usize, sng.dead_lettered());
     sng.stop();
-    assert!(
-        tally.lost.is_empty(),
-        "lost {}: {}",
-        tally.lost.len(),
-        ranges(&tally.lost)
-    );
+    tally.assert_none_lost();
     assert_eq!(tally.duplicates(), 0, "duplicated");
     assert_eq!(sng.dead_lettered(), 0, "dead-lettered");
     assert_eq!(keys.len(), 7, "keys: {keys:?}");
@@ -646,12 +651,7 @@ fn broker_down_and_syslog_ng_restarted_with_spool_loses_nothing() {
     // also lost nothing (kpipe had read every message before the stop); it matters once kpipe's
     // --max-buffered is full, see the next test.
     let (tally, dead) = outage("syslog-outage", &[], true, Duration::from_secs(40));
-    assert!(
-        tally.lost.is_empty(),
-        "lost {}: {}",
-        tally.lost.len(),
-        ranges(&tally.lost)
-    );
+    tally.assert_none_lost();
     assert_eq!(dead, 0, "dead-lettered");
     // At least once across runs: a duplicate would be a record stored but not confirmed before
     // the kill; counted and printed above, not failed on.
@@ -722,12 +722,7 @@ fn reloads_restart_kpipe_mid_stream_without_loss() {
         pids.len() >= 5,
         "syslog-ng did not start a new kpipe on each reload: {pids:?}"
     );
-    assert!(
-        tally.lost.is_empty(),
-        "lost {}: {}",
-        tally.lost.len(),
-        ranges(&tally.lost)
-    );
+    tally.assert_none_lost();
     assert_eq!(sng.dead_lettered(), 0, "dead-lettered");
 }
 
@@ -763,12 +758,7 @@ fn two_hundred_thousand_at_a_hundred_thousand_a_second_all_land_once() {
     }
     let tally = Tally::new(0..N, seqs);
     tally.report("200000 at 100000/s", N as usize, sng.dead_lettered());
-    assert!(
-        tally.lost.is_empty(),
-        "lost {}: {}",
-        tally.lost.len(),
-        ranges(&tally.lost)
-    );
+    tally.assert_none_lost();
     assert_eq!(tally.duplicates(), 0, "duplicated");
     assert_eq!(sng.dead_lettered(), 0, "dead-lettered");
 }
