@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use clap::{ArgAction, CommandFactory, FromArgMatches, Parser, ValueEnum};
 
-use crate::exit::EXIT_STATUS_HELP;
 use crate::units::{parse_duration, parse_size, parse_timeout, Timeout};
 
 /// How standard input is cut into records.
@@ -233,5 +232,9 @@ pub fn parse() -> Cli {
 
 /// The clap command, for the man page, completions and tests.
 pub fn command() -> clap::Command {
-    Cli::command().after_help(format!("{AFTER_HELP}\n\n{EXIT_STATUS_HELP}"))
+    Cli::command()
+        .after_help(format!("{AFTER_HELP}\n\n{}", crate::exit::help_text()))
+        .mut_arg("max_buffered", |a| {
+            a.long_help(crate::config::memory_limit())
+        })
 }

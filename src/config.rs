@@ -7,7 +7,7 @@ use anyhow::{bail, Result};
 use rdkafka::ClientConfig;
 
 use crate::cli::{Acks, Cli, Format, OnError};
-use crate::route::Router;
+use crate::route::{self, Router};
 use crate::units::unescape;
 
 /// librdkafka's default `message.max.bytes`, used when neither `-X` nor `--max-record-size` set one.
@@ -18,7 +18,6 @@ pub struct Settings {
     pub brokers: String,
     pub format: Format,
     pub delimiter: Vec<u8>,
-    pub router: Router,
     pub on_error: OnError,
     pub max_record_size: u64,
     pub dry_run: bool,
@@ -37,8 +36,8 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// Checks the command line and resolves it into settings.
-    pub fn from_cli(cli: Cli) -> Result<Settings> {
+    /// Checks the command line and resolves it into settings and the router they describe.
+    pub fn from_cli(cli: Cli) -> Result<(Settings, Router)> {
         let brokers = match (&cli.host, cli.port) {
             (Some(host), port) => format!("{host}:{}", port.unwrap_or(9092)),
             (None, Some(_)) => bail!("--port needs --host; or give both as --brokers HOST:PORT"),
@@ -68,20 +67,21 @@ impl Settings {
         };
         let router = Router::new(
             cli.format,
-            cli.topic.as_deref(),
-            cli.key.as_deref(),
-            &cli.headers,
-            cli.fallback_topic.as_deref(),
-            cli.timestamp_field.as_deref(),
-            cli.partition,
-            key_delimiter,
+            &route::Rules {
+                topic: cli.topic.as_deref(),
+                key: cli.key.as_deref(),
+                headers: &cli.headers,
+                fallback_topic: cli.fallback_topic.as_deref(),
+                timestamp_field: cli.timestamp_field.as_deref(),
+                partition: cli.partition,
+                key_delimiter,
+            },
         )?;
         let client = client_config(&cli, &brokers, &properties)?;
-        Ok(Settings {
+        let settings = Settings {
             brokers,
             format: cli.format,
             delimiter,
-            router,
             on_error: cli.on_error,
             max_record_size,
             dry_run: cli.dry_run,
@@ -96,7 +96,8 @@ impl Settings {
             verbose: cli.verbose,
             acks: cli.acks,
             client,
-        })
+        };
+        Ok((settings, router))
     }
 }
 
@@ -109,15 +110,39 @@ fn parse_properties(raw: &[String]) -> Result<Vec<(String, String)>> {
         .collect()
 }
 
-/// Friendly flags whose librdkafka property must not also be given with -X.
-const OWNED_BY_FLAGS: &[(&str, &str)] = &[
-    ("acks", "--acks"),
-    ("request.required.acks", "--acks"),
-    ("message.timeout.ms", "--delivery-timeout"),
-    ("delivery.timeout.ms", "--delivery-timeout"),
+/// Every librdkafka property a flag sets (aliases included), with that flag: `-X` may not set
+/// one too, or the two could disagree without a word.
+pub const OWNED_BY_FLAGS: &[(&str, &str)] = &[
     ("bootstrap.servers", "--brokers"),
     ("metadata.broker.list", "--brokers"),
+    ("acks", "--acks"),
+    ("request.required.acks", "--acks"),
+    ("enable.idempotence", "--acks"),
+    ("message.timeout.ms", "--delivery-timeout"),
+    ("delivery.timeout.ms", "--delivery-timeout"),
+    ("retry.backoff.ms", "--retry-backoff"),
+    ("retry.backoff.max.ms", "--retry-backoff-max"),
+    ("queue.buffering.max.kbytes", "--max-buffered"),
+    ("queue.buffering.max.messages", "--max-buffered"),
+    ("statistics.interval.ms", "--stats-interval"),
 ];
+
+/// Bytes of `--max-buffered` per record librdkafka may queue (see `client_config`).
+pub const BYTES_PER_QUEUED_RECORD: u64 = 2048;
+
+/// `--max-buffered` when not given (the flag's default says the same).
+pub const DEFAULT_MAX_BUFFERED: u64 = 64 << 20;
+
+/// What `--max-buffered` bounds: the one text for `--help`, the man page and the README.
+pub fn memory_limit() -> String {
+    format!(
+        "Memory is bounded by --max-buffered (default 64MiB): librdkafka holds at most that many \
+record bytes, and at most one record per {} KiB of it ({} records by default). While either is \
+full, kpipe stops reading stdin, so the backpressure reaches the writer.",
+        BYTES_PER_QUEUED_RECORD / 1024,
+        DEFAULT_MAX_BUFFERED / BYTES_PER_QUEUED_RECORD
+    )
+}
 
 fn client_config(
     cli: &Cli,
@@ -176,7 +201,9 @@ fn client_config(
         // flow-control held its sources back (bench/syslog-ng).
         .set(
             "queue.buffering.max.messages",
-            (cli.max_buffered / 2048).clamp(1000, 1_000_000).to_string(),
+            (cli.max_buffered / BYTES_PER_QUEUED_RECORD)
+                .clamp(1000, 1_000_000)
+                .to_string(),
         )
         .set("linger.ms", "5")
         .set("batch.size", "1000000")
@@ -204,4 +231,162 @@ fn client_config(
         c.set(k, v);
     }
     Ok(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn settings(args: &[&str]) -> Result<Settings> {
+        let cli = Cli::try_parse_from(std::iter::once("kpipe").chain(args.iter().copied()))?;
+        Settings::from_cli(cli).map(|(s, _)| s)
+    }
+
+    fn get<'a>(s: &'a Settings, key: &str) -> Option<&'a str> {
+        s.client.get(key)
+    }
+
+    #[test]
+    fn defaults_are_acks_all_with_idempotence() {
+        let s = settings(&["-t", "x"]).unwrap();
+        assert_eq!(get(&s, "acks"), Some("all"));
+        assert_eq!(get(&s, "enable.idempotence"), Some("true"));
+        assert_eq!(get(&s, "bootstrap.servers"), Some("localhost:9092"));
+        assert_eq!(get(&s, "message.timeout.ms"), Some("300000"));
+        assert_eq!(get(&s, "queue.buffering.max.kbytes"), Some("65536"));
+        assert_eq!(get(&s, "queue.buffering.max.messages"), Some("32768"));
+        assert_eq!(get(&s, "statistics.interval.ms"), None);
+        assert_eq!(s.max_record_size, DEFAULT_MESSAGE_MAX_BYTES);
+    }
+
+    #[test]
+    fn every_property_a_flag_sets_is_refused_under_x_naming_the_flag() {
+        for (key, flag) in OWNED_BY_FLAGS {
+            let e = settings(&["-t", "x", "-X", &format!("{key}=1")])
+                .err()
+                .unwrap_or_else(|| panic!("-X {key} accepted"))
+                .to_string();
+            assert!(e.contains(flag) && e.contains(key), "{key}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_table_names_every_property_the_flags_set() {
+        let s = settings(&["-t", "x", "--stats", "-"]).unwrap();
+        let defaults = ["client.id", "linger.ms", "batch.size", "partitioner"];
+        let defaults = defaults
+            .iter()
+            .chain(&["log.connection.close", "enable.sparse.connections"]);
+        for (key, _) in s.client.config_map().iter() {
+            let owned = OWNED_BY_FLAGS.iter().any(|(k, _)| k == key);
+            assert!(
+                owned || defaults.clone().any(|d| d == key),
+                "{key} is set but neither owned by a flag nor a kpipe default"
+            );
+        }
+    }
+
+    #[test]
+    fn idempotence_follows_acks() {
+        let s = settings(&["-t", "x", "--acks", "1"]).unwrap();
+        assert_eq!(get(&s, "acks"), Some("1"));
+        assert_eq!(get(&s, "enable.idempotence"), Some("false"));
+    }
+
+    #[test]
+    fn other_properties_pass_through_and_may_override_defaults() {
+        let s = settings(&[
+            "-t",
+            "x",
+            "-X",
+            "compression.type=lz4",
+            "-X",
+            "linger.ms=20",
+        ])
+        .unwrap();
+        assert_eq!(get(&s, "compression.type"), Some("lz4"));
+        assert_eq!(get(&s, "linger.ms"), Some("20"));
+    }
+
+    #[test]
+    fn a_property_without_a_value_is_refused() {
+        let e = settings(&["-t", "x", "-X", "linger.ms"]).err().unwrap();
+        assert!(e.to_string().contains("expected KEY=VALUE"));
+    }
+
+    #[test]
+    fn host_and_port_make_the_broker_list() {
+        let s = settings(&["-t", "x", "--host", "k1", "--port", "9093"]).unwrap();
+        assert_eq!(s.brokers, "k1:9093");
+        let s = settings(&["-t", "x", "--host", "k1"]).unwrap();
+        assert_eq!(s.brokers, "k1:9092");
+        assert!(settings(&["-t", "x", "--port", "9093"]).is_err());
+    }
+
+    #[test]
+    fn a_topic_is_needed_except_for_envelopes() {
+        let e = settings(&[]).err().unwrap();
+        assert!(e.to_string().contains("no topic"));
+        assert!(settings(&["-f", "envelope"]).is_ok());
+    }
+
+    #[test]
+    fn the_key_delimiter_is_for_lines_only() {
+        assert!(settings(&["-t", "x", "-f", "ndjson", "-K", ":"]).is_err());
+        assert!(settings(&["-t", "x", "-K", ":"]).is_ok());
+    }
+
+    #[test]
+    fn the_record_limit_follows_message_max_bytes_unless_given() {
+        let s = settings(&["-t", "x", "-X", "message.max.bytes=5000"]).unwrap();
+        assert_eq!(s.max_record_size, 5000);
+        let s = settings(&[
+            "-t",
+            "x",
+            "-X",
+            "message.max.bytes=5000",
+            "--max-record-size",
+            "1KiB",
+        ])
+        .unwrap();
+        assert_eq!(s.max_record_size, 1024);
+    }
+
+    #[test]
+    fn durations_map_to_milliseconds() {
+        let s = settings(&[
+            "-t",
+            "x",
+            "--delivery-timeout",
+            "never",
+            "--retry-backoff",
+            "250ms",
+        ])
+        .unwrap();
+        assert_eq!(get(&s, "message.timeout.ms"), Some("0"));
+        assert_eq!(get(&s, "retry.backoff.ms"), Some("250"));
+        let s = settings(&["-t", "x", "--stats", "-", "--stats-interval", "2s"]).unwrap();
+        assert_eq!(get(&s, "statistics.interval.ms"), Some("2000"));
+    }
+
+    #[test]
+    fn the_default_limit_is_the_one_the_prose_names() {
+        let s = settings(&["-t", "x"]).unwrap();
+        let queued = DEFAULT_MAX_BUFFERED / BYTES_PER_QUEUED_RECORD;
+        assert_eq!(
+            get(&s, "queue.buffering.max.messages"),
+            Some(&*queued.to_string())
+        );
+        assert!(memory_limit().contains(&format!("({queued} records by default)")));
+    }
+
+    #[test]
+    fn the_queue_caps_follow_max_buffered() {
+        let s = settings(&["-t", "x", "--max-buffered", "8MiB"]).unwrap();
+        assert_eq!(get(&s, "queue.buffering.max.kbytes"), Some("8192"));
+        assert_eq!(get(&s, "queue.buffering.max.messages"), Some("4096"));
+        let s = settings(&["-t", "x", "--max-buffered", "1KiB"]).unwrap();
+        assert_eq!(get(&s, "queue.buffering.max.messages"), Some("1000"));
+    }
 }

@@ -42,22 +42,97 @@ impl Status {
     }
 }
 
-/// The table printed in `--help` and the man page.
-pub const EXIT_STATUS_HELP: &str = "\
-Exit status:
-  0   every record read was delivered (or dropped on purpose by --on-error)
-  2   usage error
-  65  malformed input under --on-error exit (EX_DATAERR)
-  69  no broker could be reached (EX_UNAVAILABLE)
-  70  internal error, a bug (EX_SOFTWARE)
-  74  reading standard input or writing an output file failed (EX_IOERR)
-  75  some records were not delivered; they are in the spool or dead-letter file
-      when one was given, else lost and counted (EX_TEMPFAIL)
-  78  the producer refused its configuration, e.g. an unknown -X property (EX_CONFIG)";
+/// Every status with what it means: the one source of the exit-status table in `--help`, the
+/// man page and the README.
+pub const TABLE: &[(Status, &str)] = &[
+    (
+        Status::Ok,
+        "every record read was delivered (or dropped on purpose by --on-error)",
+    ),
+    (Status::Usage, "usage error"),
+    (
+        Status::DataErr,
+        "malformed input under --on-error exit (EX_DATAERR)",
+    ),
+    (
+        Status::Unavailable,
+        "no broker could be reached (EX_UNAVAILABLE)",
+    ),
+    (Status::Software, "internal error, a bug (EX_SOFTWARE)"),
+    (
+        Status::IoErr,
+        "reading standard input or writing an output file failed (EX_IOERR)",
+    ),
+    (
+        Status::TempFail,
+        "some records were not delivered; they are in the spool or dead-letter file when one was given, else lost and counted (EX_TEMPFAIL)",
+    ),
+    (
+        Status::Config,
+        "the producer refused its configuration, e.g. an unknown -X property (EX_CONFIG)",
+    ),
+];
+
+/// The table as `--help` and the man page print it.
+pub fn help_text() -> String {
+    let mut out = String::from("Exit status:");
+    for (status, meaning) in TABLE {
+        out.push_str(&format!(
+            "\n  {:<3} {}",
+            status.code(),
+            wrap(meaning, 6, 96)
+        ));
+    }
+    out
+}
+
+/// The table as the README shows it.
+pub fn markdown_table() -> String {
+    let mut out = String::from("| code | meaning |\n|---|---|\n");
+    for (status, meaning) in TABLE {
+        out.push_str(&format!("| {} | {} |\n", status.code(), meaning));
+    }
+    out
+}
+
+/// Wraps `text` at `width`, indenting continuation lines by `indent`.
+fn wrap(text: &str, indent: usize, width: usize) -> String {
+    let mut out = String::new();
+    let mut col = indent;
+    for word in text.split(' ') {
+        if col + word.len() + 1 > width && col > indent {
+            out.push('\n');
+            out.push_str(&" ".repeat(indent));
+            col = indent;
+        } else if col > indent {
+            out.push(' ');
+            col += 1;
+        }
+        out.push_str(word);
+        col += word.len();
+    }
+    out
+}
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_table_has_every_status_once_in_order_of_code() {
+        let codes: Vec<u8> = TABLE.iter().map(|(s, _)| s.code()).collect();
+        assert_eq!(codes, [0, 2, 65, 69, 70, 74, 75, 78]);
+        let help = help_text();
+        for (status, _) in TABLE {
+            assert!(help.contains(&format!("\n  {:<3} ", status.code())));
+        }
+        assert!(markdown_table().contains("| 75 | some records were not delivered;"));
+    }
+
+    #[test]
+    fn help_lines_fit_a_terminal() {
+        assert!(help_text().lines().all(|l| l.len() <= 96));
+    }
 
     #[test]
     fn merge_keeps_the_worse() {

@@ -10,17 +10,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 
-use crate::envelope::{self, Failure};
 use crate::message::Origin;
+use crate::reason::{Kind, Reason};
 use crate::spool::Replay;
 use crate::stats::{bump, Counters};
-
-/// Whether a failure could pass (broker down, timeout) or would repeat (too large, no such topic).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Passing,
-    Permanent,
-}
+use crate::wire::envelope::{self, Failure};
+use crate::wire::Record;
 
 /// Milliseconds since the epoch, now.
 pub fn now_ms() -> i64 {
@@ -102,7 +97,7 @@ struct Outlets {
     dead_letter: Option<EnvelopeFile>,
     spool: Option<SpoolOut>,
     line: Vec<u8>,
-    last_error: Option<String>,
+    last_error: Option<Reason>,
     write_error: Option<String>,
 }
 
@@ -110,7 +105,7 @@ struct Outlets {
 pub struct Ledger {
     pub counters: Counters,
     outlets: Mutex<Outlets>,
-    pub replay: Mutex<Replay>,
+    replay: Mutex<Replay>,
 }
 
 impl Ledger {
@@ -154,31 +149,25 @@ impl Ledger {
     }
 
     /// A record that will not be delivered by this run: spool, dead-letter file, or lost.
-    pub fn failed(
-        &self,
-        origin: Origin,
-        rec: &envelope::Outgoing,
-        error: &str,
-        kind: Kind,
-        in_doubt: bool,
-    ) {
+    pub fn failed(&self, origin: Origin, rec: &Record, reason: &Reason, in_doubt: bool) {
         if in_doubt {
             bump(&self.counters.in_doubt);
         }
+        let error = reason.to_string();
         let mut o = self.outlets();
-        o.last_error = Some(error.to_string());
+        o.last_error = Some(reason.clone());
         let mut line = std::mem::take(&mut o.line);
         line.clear();
         envelope::write_line(
             &mut line,
             rec,
             Some(&Failure {
-                error,
+                error: &error,
                 failed_at_ms: now_ms(),
             }),
         );
         let mut respooled = false;
-        let written = match (kind, o.spool.is_some(), o.dead_letter.is_some()) {
+        let written = match (reason.kind(), o.spool.is_some(), o.dead_letter.is_some()) {
             (Kind::Passing, true, _) => {
                 let r = o
                     .spool
@@ -208,6 +197,21 @@ impl Ledger {
         if let Some(file) = origin.spool_file() {
             self.replay().settle(file, respooled);
         }
+    }
+
+    /// Registers a spool file about to be sent; returns its number for `Origin::spool`.
+    pub fn replay_add(&self, path: PathBuf) -> usize {
+        self.replay().add(path)
+    }
+
+    /// One more record of spool file `file` handed to the producer.
+    pub fn replay_sent(&self, file: usize) {
+        self.replay().sent(file);
+    }
+
+    /// Every record of spool file `file` has been handed over.
+    pub fn replay_read_done(&self, file: usize) {
+        self.replay().read_done(file);
     }
 
     /// Syncs what was written since the last call; called once per batch of delivery reports.
@@ -251,7 +255,7 @@ impl Ledger {
     }
 
     /// The last delivery error seen, for the exit message.
-    pub fn last_error(&self) -> Option<String> {
+    pub fn last_error(&self) -> Option<Reason> {
         self.outlets().last_error.clone()
     }
 
@@ -267,5 +271,146 @@ impl Ledger {
             o.spool.as_ref().map(|s| s.dir.clone()),
             o.dead_letter.as_ref().map(|d| d.path.clone()),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reason::{Position, Problem};
+    use rdkafka::types::RDKafkaErrorCode;
+
+    fn rec() -> Record<'static> {
+        Record {
+            topic: "t",
+            key: Some(b"k"),
+            value: Some(b"v"),
+            timestamp: Some(7),
+            ..Record::default()
+        }
+    }
+
+    fn passing() -> Reason {
+        Reason::Kafka {
+            code: Some(RDKafkaErrorCode::MessageTimedOut),
+            text: "Local: Message timed out".into(),
+        }
+    }
+
+    fn permanent() -> Reason {
+        Reason::Malformed {
+            at: Position::default(),
+            problem: Problem::BadTimestamp,
+            hint: false,
+        }
+    }
+
+    fn lines(p: &Path) -> Vec<serde_json::Value> {
+        fs::read_to_string(p)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn passing_failures_go_to_the_spool_published_at_close() {
+        let d = tempfile::tempdir().unwrap();
+        let ledger = Ledger::new(None, Some(d.path())).unwrap();
+        ledger.failed(Origin::stdin(false), &rec(), &passing(), true);
+        let t = ledger.counters.snapshot();
+        assert_eq!((t.spooled, t.in_doubt, t.lost), (1, 1, 0));
+        let names = || -> Vec<String> {
+            let mut v: Vec<String> = fs::read_dir(d.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            v.sort();
+            v
+        };
+        assert!(names()[0].ends_with(".spool.tmp"));
+        ledger.close().unwrap();
+        let published = names();
+        assert!(published[0].ends_with(".spool"), "{published:?}");
+        let got = lines(&d.path().join(&published[0]));
+        assert_eq!(got[0]["topic"], "t");
+        assert_eq!(got[0]["key"], "k");
+        assert_eq!(got[0]["timestamp"], 7);
+        assert_eq!(got[0]["error"], "Local: Message timed out");
+        assert!(got[0]["failed_at"].as_i64().unwrap() > 0);
+    }
+
+    #[test]
+    fn permanent_failures_go_to_the_dead_letter_file_even_with_a_spool() {
+        let d = tempfile::tempdir().unwrap();
+        let dl = d.path().join("dl.ndjson");
+        let ledger = Ledger::new(Some(&dl), Some(&d.path().join("spool"))).unwrap();
+        ledger.failed(Origin::stdin(false), &rec(), &permanent(), false);
+        ledger.sync().unwrap();
+        assert_eq!(ledger.counters.snapshot().dead_lettered, 1);
+        assert_eq!(lines(&dl)[0]["value"], "v");
+        assert_eq!(ledger.last_error(), Some(permanent()));
+    }
+
+    #[test]
+    fn without_a_spool_passing_failures_go_to_the_dead_letter_file() {
+        let d = tempfile::tempdir().unwrap();
+        let dl = d.path().join("dl.ndjson");
+        let ledger = Ledger::new(Some(&dl), None).unwrap();
+        ledger.failed(Origin::stdin(false), &rec(), &passing(), false);
+        assert_eq!(ledger.counters.snapshot().dead_lettered, 1);
+    }
+
+    #[test]
+    fn with_no_outlet_a_failure_is_counted_lost() {
+        let ledger = Ledger::new(None, None).unwrap();
+        ledger.failed(Origin::stdin(false), &rec(), &permanent(), false);
+        ledger.failed(Origin::stdin(false), &rec(), &passing(), false);
+        assert_eq!(ledger.counters.snapshot().lost, 2);
+        assert_eq!(ledger.outlet_names(), (None, None));
+    }
+
+    #[test]
+    fn a_delivered_replay_record_settles_its_spool_file() {
+        let d = tempfile::tempdir().unwrap();
+        let old = d.path().join("1-1.spool");
+        fs::write(&old, b"{}\n").unwrap();
+        let ledger = Ledger::new(None, Some(d.path())).unwrap();
+        let n = ledger.replay_add(old.clone());
+        ledger.replay_sent(n);
+        ledger.replay_read_done(n);
+        ledger.delivered(Origin::spool(n, false));
+        assert!(!old.exists());
+        assert_eq!(ledger.counters.snapshot().delivered, 1);
+    }
+
+    #[test]
+    fn a_respooled_replay_record_keeps_its_file_until_the_new_one_is_published() {
+        let d = tempfile::tempdir().unwrap();
+        let old = d.path().join("1-1.spool");
+        fs::write(&old, b"{}\n").unwrap();
+        let ledger = Ledger::new(None, Some(d.path())).unwrap();
+        let n = ledger.replay_add(old.clone());
+        ledger.replay_sent(n);
+        ledger.replay_read_done(n);
+        ledger.failed(Origin::spool(n, false), &rec(), &passing(), false);
+        assert!(old.exists());
+        ledger.close().unwrap();
+        assert!(!old.exists());
+    }
+
+    #[test]
+    fn sighup_reopens_the_dead_letter_file_by_name() {
+        let d = tempfile::tempdir().unwrap();
+        let dl = d.path().join("dl.ndjson");
+        let ledger = Ledger::new(Some(&dl), None).unwrap();
+        ledger.failed(Origin::stdin(false), &rec(), &permanent(), false);
+        ledger.sync().unwrap();
+        fs::rename(&dl, d.path().join("dl.1")).unwrap();
+        ledger.reopen_dead_letter().unwrap();
+        ledger.failed(Origin::stdin(false), &rec(), &permanent(), false);
+        ledger.close().unwrap();
+        assert_eq!(lines(&dl).len(), 1);
+        assert_eq!(lines(&d.path().join("dl.1")).len(), 1);
     }
 }

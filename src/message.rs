@@ -1,6 +1,4 @@
-//! A record on its way out: where it goes and what it carries, borrowed from the input.
-
-use rdkafka::message::OwnedHeaders;
+//! Where a record came from, carried through librdkafka so its delivery report finds its way back.
 
 /// Where a record came from, carried through librdkafka as the delivery opaque.
 ///
@@ -32,16 +30,4 @@ impl Origin {
             n => Some(n),
         }
     }
-}
-
-/// One record ready to produce.
-pub struct Outgoing<'a> {
-    pub topic: &'a str,
-    pub partition: Option<i32>,
-    pub key: Option<&'a [u8]>,
-    /// `None` is a tombstone.
-    pub value: Option<&'a [u8]>,
-    pub headers: Option<OwnedHeaders>,
-    pub timestamp: Option<i64>,
-    pub origin: Origin,
 }

@@ -48,6 +48,11 @@ impl Progress {
         Progress { bar: Some(bar) }
     }
 
+    /// Whether the line is on screen.
+    pub fn shown(&self) -> bool {
+        self.bar.is_some()
+    }
+
     /// Updates the line.
     pub fn update(&self, bytes: u64, read: u64, delivered: u64, in_flight: i64, rate: f64) {
         if let Some(bar) = &self.bar {

@@ -11,12 +11,8 @@ const SECOND_SIGNAL_AFTER_MS: u64 = 500;
 
 /// Milliseconds on the monotonic clock, at least 1 (0 means "no signal yet").
 fn monotonic_ms() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec; it is async-signal-safe.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    // clock_gettime is async-signal-safe.
+    let ts = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
     (ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000).max(1)
 }
 

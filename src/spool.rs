@@ -164,3 +164,94 @@ impl Replay {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn touch(dir: &Path, name: &str) -> PathBuf {
+        let p = dir.join(name);
+        fs::write(&p, b"{}\n").unwrap();
+        p
+    }
+
+    #[test]
+    fn claims_spool_files_oldest_first_and_each_once() {
+        let d = tempfile::tempdir().unwrap();
+        let b = touch(d.path(), "2-1.spool");
+        let a = touch(d.path(), "1-1.spool");
+        touch(d.path(), "notes.txt");
+        let mut spool = SpoolDir::open(d.path()).unwrap();
+        assert_eq!(spool.claim_new().unwrap(), vec![a, b]);
+        assert!(spool.claim_new().unwrap().is_empty());
+        let c = touch(d.path(), "3-1.spool");
+        assert_eq!(spool.claim_new().unwrap(), vec![c]);
+    }
+
+    #[test]
+    fn a_second_run_claims_nothing_while_the_first_holds_the_lock() {
+        let d = tempfile::tempdir().unwrap();
+        touch(d.path(), "1-1.spool");
+        let mut first = SpoolDir::open(d.path()).unwrap();
+        let mut second = SpoolDir::open(d.path()).unwrap();
+        assert_eq!(first.claim_new().unwrap().len(), 1);
+        assert!(second.claim_new().unwrap().is_empty());
+        drop(first);
+        assert_eq!(second.claim_new().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_dead_runs_tmp_file_is_adopted_and_a_live_ones_is_not() {
+        let d = tempfile::tempdir().unwrap();
+        // Above the largest pid_max Linux allows (2^22).
+        touch(d.path(), "5-4194305.spool.tmp");
+        touch(d.path(), &format!("6-{}.spool.tmp", std::process::id()));
+        let mut spool = SpoolDir::open(d.path()).unwrap();
+        let claimed = spool.claim_new().unwrap();
+        assert_eq!(claimed, vec![d.path().join("5-4194305.spool")]);
+        assert!(claimed[0].exists());
+    }
+
+    #[test]
+    fn a_replayed_file_goes_once_every_record_is_settled() {
+        let d = tempfile::tempdir().unwrap();
+        let f = touch(d.path(), "1-1.spool");
+        let mut r = Replay::default();
+        let n = r.add(f.clone());
+        r.sent(n);
+        r.sent(n);
+        r.settle(n, false);
+        r.read_done(n);
+        assert!(f.exists(), "one record still out");
+        r.settle(n, false);
+        assert!(!f.exists());
+    }
+
+    #[test]
+    fn a_file_whose_records_were_spooled_again_waits_for_the_new_spool_file() {
+        let d = tempfile::tempdir().unwrap();
+        let f = touch(d.path(), "1-1.spool");
+        let mut r = Replay::default();
+        let n = r.add(f.clone());
+        r.sent(n);
+        r.read_done(n);
+        r.settle(n, true);
+        assert!(f.exists());
+        r.finish(false);
+        assert!(f.exists(), "the new spool file was not published");
+        r.finish(true);
+        assert!(!f.exists());
+    }
+
+    #[test]
+    fn a_file_not_fully_read_stays() {
+        let d = tempfile::tempdir().unwrap();
+        let f = touch(d.path(), "1-1.spool");
+        let mut r = Replay::default();
+        let n = r.add(f.clone());
+        r.sent(n);
+        r.settle(n, false);
+        r.finish(true);
+        assert!(f.exists());
+    }
+}

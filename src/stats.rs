@@ -31,57 +31,52 @@ pub fn bump(c: &AtomicU64) {
     c.fetch_add(1, Relaxed);
 }
 
-fn get(c: &AtomicU64) -> u64 {
-    c.load(Relaxed)
+/// The counters at one moment, as plain numbers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub read: u64,
+    pub bytes: u64,
+    pub delivered: u64,
+    pub spooled: u64,
+    pub dead_lettered: u64,
+    pub lost: u64,
+    pub in_doubt: u64,
+    pub malformed_sent: u64,
+    pub malformed_dropped: u64,
+    pub malformed_failed: u64,
+    pub replayed: u64,
+    pub retried: u64,
 }
 
 impl Counters {
-    /// Records that did not reach Kafka, wherever they went.
-    pub fn failed(&self) -> u64 {
-        get(&self.spooled) + get(&self.dead_lettered) + get(&self.lost)
+    /// Reads every counter.
+    pub fn snapshot(&self) -> Tally {
+        Tally {
+            read: self.read.load(Relaxed),
+            bytes: self.bytes.load(Relaxed),
+            delivered: self.delivered.load(Relaxed),
+            spooled: self.spooled.load(Relaxed),
+            dead_lettered: self.dead_lettered.load(Relaxed),
+            lost: self.lost.load(Relaxed),
+            in_doubt: self.in_doubt.load(Relaxed),
+            malformed_sent: self.malformed_sent.load(Relaxed),
+            malformed_dropped: self.malformed_dropped.load(Relaxed),
+            malformed_failed: self.malformed_failed.load(Relaxed),
+            replayed: self.replayed.load(Relaxed),
+            retried: self.retried.load(Relaxed),
+        }
     }
 
-    /// Malformed records, whatever happened to them.
-    pub fn malformed(&self) -> u64 {
-        get(&self.malformed_sent) + get(&self.malformed_dropped) + get(&self.malformed_failed)
-    }
-
-    /// The one-line summary printed at exit.
-    pub fn summary(&self, elapsed: Duration) -> String {
-        let mut s = format!(
-            "kpipe: {} read, {} delivered, {} failed in {}",
-            get(&self.read),
-            get(&self.delivered),
-            self.failed(),
-            format_secs(elapsed)
-        );
-        let detail: Vec<String> = [
-            (get(&self.spooled), "spooled"),
-            (get(&self.dead_lettered), "dead-lettered"),
-            (get(&self.lost), "lost"),
-            (get(&self.in_doubt), "possibly stored by the broker too"),
-            (get(&self.replayed), "replayed from the spool"),
-        ]
-        .iter()
-        .filter(|(n, _)| *n > 0)
-        .map(|(n, what)| format!("{n} {what}"))
-        .collect();
-        if !detail.is_empty() {
-            s.push_str(&format!(" ({})", detail.join(", ")));
-        }
-        if self.malformed() > 0 {
-            s.push_str(&format!(
-                "; malformed: {} sent as strings, {} dropped, {} failed",
-                get(&self.malformed_sent),
-                get(&self.malformed_dropped),
-                get(&self.malformed_failed)
-            ));
-        }
-        s
+    /// Whether any record was malformed so far.
+    pub fn any_malformed(&self) -> bool {
+        self.malformed_sent.load(Relaxed) > 0
+            || self.malformed_dropped.load(Relaxed) > 0
+            || self.malformed_failed.load(Relaxed) > 0
     }
 
     /// One `--stats` JSON line.
     pub fn json_line(&self, elapsed: Duration, in_flight: i64, rate: f64) -> String {
+        let t = self.snapshot();
         let rtt: BTreeMap<String, f64> = self
             .broker_rtt_us
             .lock()
@@ -93,22 +88,66 @@ impl Counters {
             .unwrap_or_default();
         serde_json::json!({
             "elapsed_s": elapsed.as_secs_f64(),
-            "read": get(&self.read),
-            "delivered": get(&self.delivered),
-            "failed": self.failed(),
-            "spooled": get(&self.spooled),
-            "dead_lettered": get(&self.dead_lettered),
-            "lost": get(&self.lost),
-            "in_doubt": get(&self.in_doubt),
-            "retried": get(&self.retried),
-            "malformed": self.malformed(),
-            "replayed": get(&self.replayed),
-            "bytes": get(&self.bytes),
+            "read": t.read,
+            "delivered": t.delivered,
+            "failed": t.failed(),
+            "spooled": t.spooled,
+            "dead_lettered": t.dead_lettered,
+            "lost": t.lost,
+            "in_doubt": t.in_doubt,
+            "retried": t.retried,
+            "malformed": t.malformed(),
+            "replayed": t.replayed,
+            "bytes": t.bytes,
             "in_flight": in_flight,
             "records_per_s": rate,
             "broker_rtt_ms": rtt,
         })
         .to_string()
+    }
+}
+
+impl Tally {
+    /// Records that did not reach Kafka, wherever they went.
+    pub fn failed(&self) -> u64 {
+        self.spooled + self.dead_lettered + self.lost
+    }
+
+    /// Malformed records, whatever happened to them.
+    pub fn malformed(&self) -> u64 {
+        self.malformed_sent + self.malformed_dropped + self.malformed_failed
+    }
+
+    /// The one-line summary printed at exit.
+    pub fn summary(&self, elapsed: Duration) -> String {
+        let mut s = format!(
+            "kpipe: {} read, {} delivered, {} failed in {}",
+            self.read,
+            self.delivered,
+            self.failed(),
+            format_secs(elapsed)
+        );
+        let detail: Vec<String> = [
+            (self.spooled, "spooled"),
+            (self.dead_lettered, "dead-lettered"),
+            (self.lost, "lost"),
+            (self.in_doubt, "possibly stored by the broker too"),
+            (self.replayed, "replayed from the spool"),
+        ]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect();
+        if !detail.is_empty() {
+            s.push_str(&format!(" ({})", detail.join(", ")));
+        }
+        if self.malformed() > 0 {
+            s.push_str(&format!(
+                "; malformed: {} sent as strings, {} dropped, {} failed",
+                self.malformed_sent, self.malformed_dropped, self.malformed_failed
+            ));
+        }
+        s
     }
 }
 
@@ -121,28 +160,90 @@ pub fn format_secs(d: Duration) -> String {
     }
 }
 
-/// Records per second between two samples.
+/// Records per second, measured over windows of at least a given length.
 pub struct Rate {
     last: Instant,
     last_count: u64,
+    window: Duration,
+    rate: f64,
 }
 
 impl Rate {
-    /// Starts measuring from `count` now.
-    pub fn new(count: u64) -> Rate {
+    /// Starts measuring from `count` at `now`; `window` is the shortest span a rate covers.
+    pub fn new(count: u64, now: Instant, window: Duration) -> Rate {
         Rate {
-            last: Instant::now(),
+            last: now,
             last_count: count,
+            window,
+            rate: 0.0,
         }
     }
 
-    /// The rate since the previous sample.
-    pub fn sample(&mut self, count: u64) -> f64 {
-        let now = Instant::now();
-        let secs = now.duration_since(self.last).as_secs_f64().max(1e-9);
-        let r = (count - self.last_count.min(count)) as f64 / secs;
-        self.last = now;
-        self.last_count = count;
-        r
+    /// The rate over the last whole window, given the count at `now`.
+    pub fn sample(&mut self, count: u64, now: Instant) -> f64 {
+        let span = now.saturating_duration_since(self.last);
+        if span >= self.window && !span.is_zero() {
+            self.rate = count.saturating_sub(self.last_count) as f64 / span.as_secs_f64();
+            self.last = now;
+            self.last_count = count;
+        }
+        self.rate
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_names_only_what_happened() {
+        let t = Tally {
+            read: 10,
+            delivered: 10,
+            ..Tally::default()
+        };
+        assert_eq!(
+            t.summary(Duration::from_millis(350)),
+            "kpipe: 10 read, 10 delivered, 0 failed in 350ms"
+        );
+        let t = Tally {
+            read: 600,
+            delivered: 100,
+            spooled: 500,
+            in_doubt: 3,
+            malformed_dropped: 2,
+            ..Tally::default()
+        };
+        assert_eq!(
+            t.summary(Duration::from_millis(1300)),
+            "kpipe: 600 read, 100 delivered, 500 failed in 1.3s (500 spooled, 3 possibly stored by the broker too); malformed: 0 sent as strings, 2 dropped, 0 failed"
+        );
+    }
+
+    #[test]
+    fn counters_snapshot_and_json() {
+        let c = Counters::default();
+        bump(&c.read);
+        bump(&c.read);
+        bump(&c.delivered);
+        bump(&c.malformed_failed);
+        assert!(c.any_malformed());
+        let t = c.snapshot();
+        assert_eq!((t.read, t.delivered, t.malformed()), (2, 1, 1));
+        let v: serde_json::Value =
+            serde_json::from_str(&c.json_line(Duration::from_secs(2), 4, 1.5)).unwrap();
+        assert_eq!(v["read"], 2);
+        assert_eq!(v["in_flight"], 4);
+        assert_eq!(v["records_per_s"], 1.5);
+    }
+
+    #[test]
+    fn rate_holds_its_value_within_a_window() {
+        let t0 = Instant::now();
+        let mut r = Rate::new(0, t0, Duration::from_millis(500));
+        assert_eq!(r.sample(100, t0 + Duration::from_millis(100)), 0.0);
+        assert_eq!(r.sample(1000, t0 + Duration::from_secs(1)), 1000.0);
+        assert_eq!(r.sample(1200, t0 + Duration::from_millis(1200)), 1000.0);
+        assert_eq!(r.sample(4000, t0 + Duration::from_secs(2)), 3000.0);
     }
 }

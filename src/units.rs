@@ -2,31 +2,11 @@
 
 use std::time::Duration;
 
-/// A byte count such as `64MiB`, `1MB`, `512k` or `1000`.
+/// A byte count such as `64MiB`, `1MB`, `512k` or `1000` (k, M, G are powers of 1000; Ki, Mi,
+/// Gi of 1024).
 pub fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` is not a size; try 64MiB, 1MB or 1000"))?;
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" => 1_000,
-        "ki" | "kib" => 1 << 10,
-        "m" | "mb" => 1_000_000,
-        "mi" | "mib" => 1 << 20,
-        "g" | "gb" => 1_000_000_000,
-        "gi" | "gib" => 1 << 30,
-        other => {
-            return Err(format!(
-                "unknown size unit `{other}` in `{s}`; use B, KB, KiB, MB, MiB, GB or GiB"
-            ))
-        }
-    };
-    Ok((n * mult as f64) as u64)
+    parse_size::parse_size(s.trim())
+        .map_err(|e| format!("`{s}` is not a size ({e}); try 64MiB, 1MB or 1000"))
 }
 
 /// A time limit; `None` is `never`.
@@ -93,7 +73,10 @@ mod tests {
         assert_eq!(parse_size("64MiB"), Ok(64 << 20));
         assert_eq!(parse_size("1MB"), Ok(1_000_000));
         assert_eq!(parse_size("1000"), Ok(1000));
+        assert_eq!(parse_size("512k"), Ok(512_000));
+        assert_eq!(parse_size("1 GiB"), Ok(1 << 30));
         assert!(parse_size("lots").is_err());
+        assert!(parse_size("5 parsecs").is_err());
     }
 
     #[test]

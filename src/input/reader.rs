@@ -4,7 +4,9 @@
 use std::fs::File;
 use std::io::{self, Read};
 use std::mem::ManuallyDrop;
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::FromRawFd;
+
+use rustix::event::{PollFd, PollFlags};
 use std::time::Duration;
 
 const BLOCK: usize = 256 * 1024;
@@ -14,7 +16,7 @@ const BLOCK: usize = 256 * 1024;
 const SHORT_READ: usize = 64 * 1024;
 
 /// What a pipe on standard input is grown to: room for a writer while kpipe lets it gather.
-const PIPE_SIZE: libc::c_int = 1024 * 1024;
+const PIPE_SIZE: usize = 1024 * 1024;
 
 /// What one `fill` call found.
 #[derive(Debug, PartialEq, Eq)]
@@ -149,24 +151,14 @@ impl BlockReader {
     }
 
     fn readable(&self, wait: Duration) -> io::Result<bool> {
-        let mut pfd = libc::pollfd {
-            fd: self.file.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        let ms = wait.as_millis().min(i32::MAX as u128) as i32;
-        // SAFETY: one valid pollfd for the duration of the call.
-        let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
-        if rc < 0 {
-            let e = io::Error::last_os_error();
-            return if e.kind() == io::ErrorKind::Interrupted {
-                Ok(false)
-            } else {
-                Err(e)
-            };
+        let timeout = rustix::event::Timespec::try_from(wait).ok();
+        let mut fds = [PollFd::new(&*self.file, PollFlags::IN)];
+        match rustix::event::poll(&mut fds, timeout.as_ref()) {
+            // POLLHUP and POLLERR also mean a read will not block: it returns EOF or the error.
+            Ok(n) => Ok(n > 0),
+            Err(rustix::io::Errno::INTR) => Ok(false),
+            Err(e) => Err(e.into()),
         }
-        // POLLHUP and POLLERR also mean a read will not block: it returns EOF or the error.
-        Ok(rc > 0)
     }
 }
 
@@ -176,9 +168,8 @@ impl BlockReader {
 /// Returns whether the pipe now holds `PIPE_SIZE` or more.
 fn grow_pipe(file: &File) -> bool {
     use std::os::unix::fs::FileTypeExt;
-    // SAFETY: fcntl on a descriptor this process holds open; a failure changes nothing.
     file.metadata().is_ok_and(|m| m.file_type().is_fifo())
-        && unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE_SIZE) } >= PIPE_SIZE
+        && rustix::pipe::fcntl_setpipe_size(file, PIPE_SIZE).is_ok_and(|n| n >= PIPE_SIZE)
 }
 
 fn is_stream(file: &File) -> bool {
@@ -201,19 +192,10 @@ impl Drop for BlockReader {
 mod tests {
     use super::*;
     use std::io::{Seek, Write};
-    use std::os::fd::OwnedFd;
 
     fn pipe() -> (File, File) {
-        let mut fds = [0; 2];
-        // SAFETY: fds has room for the two descriptors pipe(2) writes.
-        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
-        // SAFETY: both descriptors are fresh and owned by nothing else.
-        unsafe {
-            (
-                File::from(OwnedFd::from_raw_fd(fds[0])),
-                File::from(OwnedFd::from_raw_fd(fds[1])),
-            )
-        }
+        let (r, w) = rustix::pipe::pipe().unwrap();
+        (File::from(r), File::from(w))
     }
 
     #[test]

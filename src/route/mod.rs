@@ -1,65 +1,110 @@
-//! Turns a framed record into an outgoing one: topic, key, headers, partition and timestamp
-//! from templates over the record's JSON fields, or from its envelope.
+//! Turns a framed record into a wire record: topic, key, headers, partition and timestamp from
+//! templates over the record's JSON fields, or from its envelope.
+//!
+//! Routing is two calls: `route` works everything out into the router's reused buffers (and
+//! says what is wrong, if anything), then `record` or `fallback` lends the result out. Keeping
+//! the decision apart from the borrow lets the caller decide what to do with a record that
+//! failed to route, with no copy of the one that did not.
 
+mod envelope;
 pub mod fields;
 pub mod template;
-pub mod timestamp;
+
+#[cfg(test)]
+mod tests;
 
 use anyhow::{bail, Result};
 use memchr::memmem;
-use rdkafka::message::{Header, OwnedHeaders};
 
 use crate::cli::Format;
-use crate::envelope::{self, Incoming};
-use crate::input::json::compact_into;
-use crate::message::{Origin, Outgoing};
+use crate::reason::Problem;
+use crate::wire::compact::compact_into;
+use crate::wire::timestamp;
+use crate::wire::{HeaderBuf, Record};
 use fields::{FieldSet, Found};
 use template::Template;
 
 /// The header that carries what was wrong with a record sent under fallback-to-string.
 pub const ERROR_HEADER: &str = "kpipe.error";
 
-/// Why a record could not be routed as its format says.
-#[derive(Debug)]
-pub struct Problem(pub String);
+/// The routing flags, as given.
+#[derive(Debug, Default, Clone)]
+pub struct Rules<'a> {
+    pub topic: Option<&'a str>,
+    pub key: Option<&'a str>,
+    pub headers: &'a [String],
+    pub fallback_topic: Option<&'a str>,
+    pub timestamp_field: Option<&'a str>,
+    pub partition: Option<i32>,
+    pub key_delimiter: Option<Vec<u8>>,
+}
+
+/// Where one routed record's bytes are: in the input, or in one of the router's buffers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Bytes {
+    Absent,
+    Input(usize, usize),
+    StaticKey,
+    KeyBuf,
+    ValueBuf,
+}
+
+/// Which topic the routed record goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TopicAt {
+    Static,
+    Rendered,
+    Fallback,
+}
+
+/// What `route` worked out for the current record.
+#[derive(Debug, Clone, Copy)]
+struct Routed {
+    topic: TopicAt,
+    key: Bytes,
+    value: Bytes,
+    partition: Option<i32>,
+    timestamp: Option<i64>,
+}
 
 /// Routing rules, parsed once, with scratch buffers reused for every record.
 pub struct Router {
     format: Format,
     topic: Option<Template>,
     key: Option<Template>,
-    headers: Vec<(String, Template)>,
+    header_templates: Vec<(String, Template)>,
+    static_headers: HeaderBuf,
     fallback_topic: Option<String>,
     timestamp_field: Option<usize>,
     partition: Option<i32>,
     key_delimiter: Option<memmem::Finder<'static>>,
     fields: FieldSet,
     found: Found,
-    topic_buf: String,
+    routed: Routed,
     /// Whether `topic_buf` holds a fully rendered topic for the current record.
     topic_rendered: bool,
+    topic_buf: String,
     key_buf: Vec<u8>,
     value_buf: Vec<u8>,
-    header_buf: String,
+    headers: HeaderBuf,
+    scratch: String,
+    scratch_bytes: Vec<u8>,
 }
 
 impl Router {
     /// Builds the router from the routing flags.
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        format: Format,
-        topic: Option<&str>,
-        key: Option<&str>,
-        headers: &[String],
-        fallback_topic: Option<&str>,
-        timestamp_field: Option<&str>,
-        partition: Option<i32>,
-        key_delimiter: Option<Vec<u8>>,
-    ) -> Result<Router> {
+    pub fn new(format: Format, rules: &Rules) -> Result<Router> {
         let mut fields = FieldSet::default();
-        let topic = topic.map(|t| Template::parse(t, &mut fields)).transpose()?;
-        let key = key.map(|k| Template::parse(k, &mut fields)).transpose()?;
-        let headers = headers
+        let topic = rules
+            .topic
+            .map(|t| Template::parse(t, &mut fields))
+            .transpose()?;
+        let key = rules
+            .key
+            .map(|k| Template::parse(k, &mut fields))
+            .transpose()?;
+        let header_templates = rules
+            .headers
             .iter()
             .map(|h| match h.split_once('=') {
                 Some((name, value)) if !name.is_empty() => {
@@ -68,275 +113,123 @@ impl Router {
                 _ => bail!("-H {h}: expected NAME=TEMPLATE, e.g. -H 'source=${{HOST}}'"),
             })
             .collect::<Result<Vec<_>>>()?;
-        let timestamp_field = timestamp_field.map(|f| fields.add(f));
+        let timestamp_field = rules.timestamp_field.map(|f| fields.add(f));
         if !fields.is_empty() && matches!(format, Format::Lines | Format::Envelope) {
             bail!("templates read JSON fields, which --format lines and envelope do not have; use -f ndjson or -f json");
         }
         if topic.as_ref().is_some_and(|t| t.as_static() == Some("")) {
             bail!("-t: the topic is empty");
         }
+        let mut static_headers = HeaderBuf::default();
+        for (name, t) in &header_templates {
+            if let Some(v) = t.as_static() {
+                static_headers.push(name, Some(v.as_bytes()));
+            }
+        }
         Ok(Router {
             format,
             topic,
             key,
-            headers,
-            fallback_topic: fallback_topic.map(str::to_string),
+            header_templates,
+            static_headers,
+            fallback_topic: rules.fallback_topic.map(str::to_string),
             timestamp_field,
-            partition,
-            key_delimiter: key_delimiter.map(|d| memmem::Finder::new(&d).into_owned()),
+            partition: rules.partition,
+            key_delimiter: rules
+                .key_delimiter
+                .as_ref()
+                .map(|d| memmem::Finder::new(d).into_owned()),
             fields,
             found: Vec::new(),
-            topic_buf: String::new(),
+            routed: Routed {
+                topic: TopicAt::Static,
+                key: Bytes::Absent,
+                value: Bytes::Absent,
+                partition: None,
+                timestamp: None,
+            },
             topic_rendered: false,
+            topic_buf: String::new(),
             key_buf: Vec::new(),
             value_buf: Vec::new(),
-            header_buf: String::new(),
+            headers: HeaderBuf::default(),
+            scratch: String::new(),
+            scratch_bytes: Vec::new(),
         })
     }
 
-    /// Routes one record as its format says.
-    pub fn route<'a>(&'a mut self, rec: &'a [u8]) -> Result<Outgoing<'a>, Problem> {
+    /// Works out where `rec` goes, as its format says; `record` then lends the result.
+    pub fn route(&mut self, rec: &[u8]) -> Result<(), Problem> {
         self.topic_rendered = false;
-        match self.format {
-            Format::Lines => Ok(self.route_line(rec)),
-            Format::Ndjson => self.route_json(rec, false),
-            Format::Json => self.route_json(rec, true),
-            Format::Envelope => self.route_envelope(rec),
-        }
-    }
-
-    fn static_topic(&self) -> Option<&str> {
-        self.topic.as_ref().and_then(Template::as_static)
-    }
-
-    fn static_headers(&self, extra: Option<(&str, &str)>) -> Option<OwnedHeaders> {
-        let statics: Vec<(&str, &str)> = self
-            .headers
-            .iter()
-            .filter_map(|(n, t)| t.as_static().map(|v| (n.as_str(), v)))
-            .chain(extra)
-            .collect();
-        if statics.is_empty() {
-            return None;
-        }
-        let mut h = OwnedHeaders::new_with_capacity(statics.len());
-        for (key, value) in statics {
-            h = h.insert(Header {
-                key,
-                value: Some(value),
-            });
-        }
-        Some(h)
-    }
-
-    fn route_line<'a>(&'a mut self, rec: &'a [u8]) -> Outgoing<'a> {
-        let (key, value) = match &self.key_delimiter {
-            Some(d) => match d.find(rec) {
-                Some(i) => (Some(&rec[..i]), &rec[i + d.needle().len()..]),
-                None => (None, rec),
-            },
-            None => (None, rec),
+        self.routed = match self.format {
+            Format::Lines => self.route_line(rec),
+            Format::Ndjson => self.route_json(rec, false)?,
+            Format::Json => self.route_json(rec, true)?,
+            Format::Envelope => self.route_envelope(rec)?,
         };
-        let key = key.or_else(|| {
-            self.key
+        Ok(())
+    }
+
+    /// The record `route` worked out; `rec` must be the bytes it was given.
+    pub fn record<'a>(&'a self, rec: &'a [u8]) -> Record<'a> {
+        let r = self.routed;
+        let topic = match r.topic {
+            TopicAt::Static => self.static_topic().unwrap_or_default(),
+            TopicAt::Rendered => self.topic_buf.as_str(),
+            TopicAt::Fallback => self.fallback_topic.as_deref().unwrap_or_default(),
+        };
+        let headers = match self.format {
+            Format::Lines => &self.static_headers,
+            _ => &self.headers,
+        };
+        Record {
+            topic,
+            partition: r.partition,
+            key: self.bytes(r.key, rec),
+            value: self.bytes(r.value, rec),
+            headers: if headers.is_empty() {
+                Vec::new()
+            } else {
+                headers.list()
+            },
+            timestamp: r.timestamp,
+        }
+    }
+
+    fn bytes<'a>(&'a self, at: Bytes, rec: &'a [u8]) -> Option<&'a [u8]> {
+        match at {
+            Bytes::Absent => None,
+            Bytes::Input(a, b) => rec.get(a..b),
+            Bytes::StaticKey => self
+                .key
                 .as_ref()
                 .and_then(Template::as_static)
-                .map(str::as_bytes)
-        });
-        Outgoing {
-            topic: self.static_topic().unwrap_or_default(),
-            partition: self.partition,
-            key,
-            value: Some(value),
-            headers: self.static_headers(None),
-            timestamp: None,
-            origin: Origin::stdin(self.partition.is_some()),
+                .map(str::as_bytes),
+            Bytes::KeyBuf => Some(&self.key_buf),
+            Bytes::ValueBuf => Some(&self.value_buf),
         }
     }
 
-    fn route_json<'a>(&'a mut self, rec: &'a [u8], compact: bool) -> Result<Outgoing<'a>, Problem> {
-        let text = self
-            .fields
-            .extract(rec, &mut self.found)
-            .map_err(|e| Problem(format!("invalid JSON: {e}")))?;
-        let mut missing: Option<String> = None;
-        let topic_template = self
-            .topic
-            .as_ref()
-            .ok_or_else(|| Problem("no topic".into()))?;
-        if let Some(m) = topic_template.render(text, &self.found, &mut self.topic_buf) {
-            missing.get_or_insert_with(|| m.to_string());
-        } else {
-            self.topic_rendered = true;
-        }
-        let key = match &self.key {
-            Some(t) => {
-                let mut s = std::mem::take(&mut self.header_buf);
-                if let Some(m) = t.render(text, &self.found, &mut s) {
-                    missing.get_or_insert_with(|| m.to_string());
-                }
-                self.key_buf.clear();
-                self.key_buf.extend_from_slice(s.as_bytes());
-                self.header_buf = s;
-                true
-            }
-            None => false,
-        };
-        let mut headers = None;
-        if !self.headers.is_empty() {
-            let mut h = OwnedHeaders::new_with_capacity(self.headers.len() + 1);
-            for (name, t) in &self.headers {
-                if let Some(m) = t.render(text, &self.found, &mut self.header_buf) {
-                    missing.get_or_insert_with(|| m.to_string());
-                }
-                h = h.insert(Header {
-                    key: name,
-                    value: Some(self.header_buf.as_str()),
-                });
-            }
-            headers = Some(h);
-        }
-        let timestamp = match self.timestamp_field {
-            Some(id) => {
-                match fields::found_text(text, &self.found, id).and_then(timestamp::from_json) {
-                    Some(ts) => Some(ts),
-                    None => {
-                        return Err(Problem(
-                            "the timestamp field is missing or not a time".into(),
-                        ))
-                    }
-                }
-            }
-            None => None,
-        };
-        let mut topic = self.topic_buf.as_str();
-        if let Some(field) = missing {
-            let reason = format!("missing field `{field}`");
-            match &self.fallback_topic {
-                Some(t) => {
-                    topic = t;
-                    let extra = Header {
-                        key: ERROR_HEADER,
-                        value: Some(reason.as_str()),
-                    };
-                    headers = Some(
-                        headers
-                            .unwrap_or_else(|| OwnedHeaders::new_with_capacity(1))
-                            .insert(extra),
-                    );
-                }
-                None => return Err(Problem(reason)),
-            }
-        }
-        let value = if compact {
-            compact_into(rec, &mut self.value_buf);
-            self.value_buf.as_slice()
-        } else {
-            rec
-        };
-        Ok(Outgoing {
-            topic,
-            partition: self.partition,
-            key: key.then_some(self.key_buf.as_slice()),
-            value: Some(value),
-            headers,
-            timestamp,
-            origin: Origin::stdin(self.partition.is_some()),
-        })
+    /// Forgets the last record's rendered topic, for input that never reached `route`.
+    pub fn forget(&mut self) {
+        self.topic_rendered = false;
     }
 
-    fn route_envelope<'a>(&'a mut self, rec: &'a [u8]) -> Result<Outgoing<'a>, Problem> {
-        let env = Incoming::parse(rec).map_err(Problem)?;
-        let timestamp = env.timestamp_ms().map_err(Problem)?;
-        let has_key = match env.key {
-            Some(raw) => {
-                envelope::decode_field(raw, env.key_encoding.as_deref(), "key", &mut self.key_buf)
-                    .map_err(Problem)?
-            }
-            None => false,
-        };
-        let has_value = match env.value {
-            Some(raw) => envelope::decode_field(
-                raw,
-                env.value_encoding.as_deref(),
-                "value",
-                &mut self.value_buf,
-            )
-            .map_err(Problem)?,
-            None => {
-                return Err(Problem(
-                    "envelope has no \"value\" (use null for a tombstone)".into(),
-                ))
-            }
-        };
-        let mut headers = None;
-        if let Some(map) = &env.headers {
-            let mut h = OwnedHeaders::new_with_capacity(map.len());
-            let base64 = env.headers_encoding.as_deref() == Some("base64");
-            for (name, value) in map {
-                let bytes = match value {
-                    Some(v) if base64 => {
-                        use base64::Engine;
-                        Some(
-                            base64::engine::general_purpose::STANDARD
-                                .decode(v.as_bytes())
-                                .map_err(|e| {
-                                    Problem(format!(
-                                        "envelope header `{name}` is not valid base64: {e}"
-                                    ))
-                                })?,
-                        )
-                    }
-                    Some(v) => Some(v.as_bytes().to_vec()),
-                    None => None,
-                };
-                h = h.insert(Header {
-                    key: name,
-                    value: bytes.as_deref(),
-                });
-            }
-            headers = Some(h);
-        }
-        self.topic_buf.clear();
-        match (
-            &env.topic,
-            self.topic.as_ref().and_then(Template::as_static),
-        ) {
-            (Some(t), _) => self.topic_buf.push_str(t),
-            (None, Some(t)) => self.topic_buf.push_str(t),
-            (None, None) => {
-                return Err(Problem(
-                    "envelope names no topic and no -t was given".into(),
-                ))
-            }
-        }
-        self.topic_rendered = true;
-        let partition = env.partition.or(self.partition);
-        Ok(Outgoing {
-            topic: &self.topic_buf,
-            partition,
-            key: has_key.then_some(self.key_buf.as_slice()),
-            value: has_value.then_some(self.value_buf.as_slice()),
-            headers,
-            timestamp,
-            origin: Origin::stdin(partition.is_some()),
-        })
-    }
-
-    /// A topic records go to, for metadata requests.
-    pub fn any_topic(&self) -> &str {
-        if self.topic_buf.is_empty() {
-            self.static_topic()
-                .or(self.fallback_topic.as_deref())
-                .unwrap_or("kpipe")
-        } else {
-            &self.topic_buf
-        }
+    /// Whether fallback-to-string can name a topic for the record `route` last saw.
+    pub fn can_fall_back(&self) -> bool {
+        self.topic_rendered || self.fallback_topic.is_some() || self.static_topic().is_some()
     }
 
     /// The record as fallback-to-string sends it: raw bytes, with the reason in a header.
     /// `None` when no topic can be named for it.
-    pub fn fallback<'a>(&'a mut self, rec: &'a [u8], reason: &str) -> Option<Outgoing<'a>> {
+    pub fn fallback<'a>(&'a mut self, rec: &'a [u8], reason: &str) -> Option<Record<'a>> {
+        self.headers.clear();
+        for (name, t) in &self.header_templates {
+            if let Some(v) = t.as_static() {
+                self.headers.push(name, Some(v.as_bytes()));
+            }
+        }
+        self.headers.push(ERROR_HEADER, Some(reason.as_bytes()));
         let topic = if self.topic_rendered {
             Some(self.topic_buf.as_str())
         } else {
@@ -344,14 +237,99 @@ impl Router {
                 .as_deref()
                 .or_else(|| self.topic.as_ref().and_then(Template::as_static))
         }?;
-        Some(Outgoing {
+        Some(Record {
             topic,
             partition: self.partition,
             key: None,
             value: Some(rec),
-            headers: self.static_headers(Some((ERROR_HEADER, reason))),
+            headers: self.headers.list(),
             timestamp: None,
-            origin: Origin::stdin(self.partition.is_some()),
+        })
+    }
+
+    fn static_topic(&self) -> Option<&str> {
+        self.topic.as_ref().and_then(Template::as_static)
+    }
+
+    fn route_line(&mut self, rec: &[u8]) -> Routed {
+        let split = self
+            .key_delimiter
+            .as_ref()
+            .and_then(|d| d.find(rec).map(|i| (i, i + d.needle().len())));
+        let (key, value) = match split {
+            Some((k, v)) => (Bytes::Input(0, k), Bytes::Input(v, rec.len())),
+            None if self.key.is_some() => (Bytes::StaticKey, Bytes::Input(0, rec.len())),
+            None => (Bytes::Absent, Bytes::Input(0, rec.len())),
+        };
+        Routed {
+            topic: TopicAt::Static,
+            key,
+            value,
+            partition: self.partition,
+            timestamp: None,
+        }
+    }
+
+    fn route_json(&mut self, rec: &[u8], compact: bool) -> Result<Routed, Problem> {
+        let text = self
+            .fields
+            .extract(rec, &mut self.found)
+            .map_err(|e| Problem::InvalidJson(e.to_string()))?;
+        let mut missing: Option<String> = None;
+        let Some(topic_template) = self.topic.as_ref() else {
+            return Err(Problem::Envelope("no topic".into()));
+        };
+        match topic_template.render(text, &self.found, &mut self.topic_buf) {
+            Some(m) => missing = Some(m.to_string()),
+            None => self.topic_rendered = true,
+        }
+        let key = match &self.key {
+            Some(t) => {
+                if let Some(m) = t.render(text, &self.found, &mut self.scratch) {
+                    missing.get_or_insert_with(|| m.to_string());
+                }
+                self.key_buf.clear();
+                self.key_buf.extend_from_slice(self.scratch.as_bytes());
+                Bytes::KeyBuf
+            }
+            None => Bytes::Absent,
+        };
+        self.headers.clear();
+        for (name, t) in &self.header_templates {
+            if let Some(m) = t.render(text, &self.found, &mut self.scratch) {
+                missing.get_or_insert_with(|| m.to_string());
+            }
+            self.headers.push(name, Some(self.scratch.as_bytes()));
+        }
+        let timestamp = match self.timestamp_field {
+            Some(id) => Some(
+                fields::found_text(text, &self.found, id)
+                    .and_then(timestamp::from_json)
+                    .ok_or(Problem::BadTimestamp)?,
+            ),
+            None => None,
+        };
+        let mut topic = TopicAt::Rendered;
+        if let Some(field) = missing {
+            if self.fallback_topic.is_none() {
+                return Err(Problem::MissingField(field));
+            }
+            topic = TopicAt::Fallback;
+            let reason = Problem::MissingField(field).to_string();
+            self.headers.push(ERROR_HEADER, Some(reason.as_bytes()));
+        }
+        let value = if compact {
+            compact_into(rec, &mut self.value_buf);
+            Bytes::ValueBuf
+        } else {
+            Bytes::Input(0, rec.len())
+        };
+        Ok(Routed {
+            topic,
+            key,
+            value,
+            partition: self.partition,
+            timestamp,
         })
     }
 }

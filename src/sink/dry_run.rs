@@ -3,9 +3,9 @@
 use std::io::{self, BufWriter, Stdout, Write};
 use std::sync::Arc;
 
-use crate::envelope;
 use crate::failed::Ledger;
-use crate::message::Outgoing;
+use crate::message::Origin;
+use crate::wire::{envelope, Record};
 
 /// Prints records instead of producing them.
 pub struct DryRun {
@@ -28,22 +28,13 @@ impl DryRun {
     }
 
     /// Prints one record.
-    pub fn send(&mut self, rec: Outgoing) {
-        let headers = envelope::header_list(rec.headers.as_ref());
-        let view = envelope::Outgoing {
-            topic: rec.topic,
-            partition: rec.partition,
-            key: rec.key,
-            value: rec.value,
-            headers,
-            timestamp: rec.timestamp,
-        };
+    pub fn send(&mut self, rec: &Record, origin: Origin) {
         self.line.clear();
-        envelope::write_line(&mut self.line, &view, None);
+        envelope::write_line(&mut self.line, rec, None);
         if !self.closed && self.out.write_all(&self.line).is_err() {
             self.closed = true;
         }
-        self.ledger.delivered(rec.origin);
+        self.ledger.delivered(origin);
     }
 
     /// Flushes stdout so a reader sees records as they come.

@@ -9,16 +9,21 @@ use anyhow::{anyhow, Result};
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{BorrowedMessage, DeliveryResult, Message};
+use rdkafka::message::{BorrowedMessage, DeliveryResult, Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext, PurgeConfig};
 use rdkafka::statistics::Statistics;
 use rdkafka::ClientConfig;
 
-use super::classify;
 use super::wakeup::Wakeup;
-use crate::envelope;
-use crate::failed::{Kind, Ledger};
-use crate::message::{Origin, Outgoing};
+use super::Full;
+use crate::failed::Ledger;
+use crate::message::Origin;
+use crate::reason::Reason;
+use crate::say;
+use crate::wire::{header_list, Record};
+
+/// How long after start kpipe helps librdkafka to its idempotence producer id (see `nudge`).
+const WARM_UP: Duration = Duration::from_secs(1);
 
 /// Shared with librdkafka: delivery reports, errors, logs and statistics land here.
 pub struct Context {
@@ -53,9 +58,10 @@ impl Context {
         self.errors.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn describe_failure(&self, e: &KafkaError) -> String {
+    fn reason(&self, e: &KafkaError) -> Reason {
+        let code = e.rdkafka_error_code();
         let last = self.errors().last.clone();
-        match (e.rdkafka_error_code(), last) {
+        let text = match (code, last) {
             (
                 Some(
                     RDKafkaErrorCode::MessageTimedOut
@@ -63,11 +69,10 @@ impl Context {
                     | RDKafkaErrorCode::PurgeInflight,
                 ),
                 Some(l),
-            ) => {
-                format!("{e} (last broker error: {l})")
-            }
+            ) => format!("{e} (last broker error: {l})"),
             _ => e.to_string(),
-        }
+        };
+        Reason::Kafka { code, text }
     }
 
     fn record_failure(&self, msg: &BorrowedMessage, origin: Origin, e: &KafkaError) {
@@ -75,18 +80,15 @@ impl Context {
         let status = unsafe { rdkafka_sys::rd_kafka_message_status(msg.ptr()) };
         let in_doubt =
             status == rdkafka_sys::rd_kafka_msg_status_t::RD_KAFKA_MSG_STATUS_POSSIBLY_PERSISTED;
-        let headers = envelope::header_list(msg.headers());
-        let rec = envelope::Outgoing {
+        let rec = Record {
             topic: msg.topic(),
             partition: origin.pinned().then(|| msg.partition()),
             key: msg.key(),
             value: msg.payload(),
-            headers,
+            headers: header_list(msg.headers()),
             timestamp: msg.timestamp().to_millis(),
         };
-        let kind = classify(e.rdkafka_error_code());
-        self.ledger
-            .failed(origin, &rec, &self.describe_failure(e), kind, in_doubt);
+        self.ledger.failed(origin, &rec, &self.reason(e), in_doubt);
     }
 }
 
@@ -97,7 +99,7 @@ impl ClientContext for Context {
         if self.verbose >= 2
             || (self.verbose >= 1 && (level as i32) <= (RDKafkaLogLevel::Warning as i32))
         {
-            eprintln!("kpipe: librdkafka {fac}: {message}");
+            say!("kpipe: librdkafka {fac}: {message}");
         }
     }
 
@@ -118,9 +120,9 @@ impl ClientContext for Context {
         log.last_shown = Some(Instant::now());
         drop(log);
         if is_transport(code) {
-            eprintln!("kpipe: {reason}; retrying until --delivery-timeout (check --brokers and that Kafka is up)");
+            say!("kpipe: {reason}; retrying until --delivery-timeout (check --brokers and that Kafka is up)");
         } else {
-            eprintln!("kpipe: {reason}");
+            say!("kpipe: {reason}");
         }
     }
 
@@ -158,6 +160,17 @@ pub struct KafkaSink {
     wakeup: Wakeup,
     producer: BaseProducer<Context>,
     ledger: Arc<Ledger>,
+    started: Instant,
+    warm_up: WarmUp,
+}
+
+/// The first second of a run, while the producer may still wait for its producer id.
+enum WarmUp {
+    /// Nothing sent yet.
+    Waiting,
+    /// Records are out; this is a topic they go to.
+    Nudging(String),
+    Done,
 }
 
 impl KafkaSink {
@@ -187,67 +200,49 @@ impl KafkaSink {
             wakeup,
             producer,
             ledger,
+            started: Instant::now(),
+            warm_up: WarmUp::Waiting,
         })
     }
 
-    /// Hands one record to librdkafka, waiting while its queue is full.
-    pub fn send(&mut self, rec: Outgoing, abort: &mut dyn FnMut(i64) -> bool) {
-        let origin = rec.origin;
+    /// Hands one record to librdkafka; `Full` when its queue has no room.
+    pub fn send(&mut self, rec: &Record, origin: Origin) -> Result<(), Full> {
         let mut record: BaseRecord<'_, [u8], [u8], usize> =
             BaseRecord::with_opaque_to(rec.topic, origin.0);
         record.partition = rec.partition;
         record.key = rec.key;
         record.payload = rec.value;
         record.timestamp = rec.timestamp;
-        record.headers = rec.headers;
-        loop {
-            match self.producer.send(record) {
-                Ok(()) => return,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    record = back;
-                    if abort(self.in_flight()) {
-                        self.fail_unsent(
-                            &record,
-                            origin,
-                            "kpipe stopped before the record could be queued",
-                            Kind::Passing,
-                        );
-                        return;
-                    }
-                    self.poll(Duration::from_millis(10));
+        if !rec.headers.is_empty() {
+            let mut h = OwnedHeaders::new_with_capacity(rec.headers.len());
+            for &(key, value) in &rec.headers {
+                h = h.insert(Header { key, value });
+            }
+            record.headers = Some(h);
+        }
+        match self.producer.send(record) {
+            Ok(()) => {
+                if let WarmUp::Waiting = self.warm_up {
+                    self.warm_up = WarmUp::Nudging(rec.topic.to_string());
                 }
-                Err((e, back)) => {
-                    let kind = classify(e.rdkafka_error_code());
-                    let why = format!("{e}");
-                    self.fail_unsent(&back, origin, &why, kind);
-                    return;
-                }
+                Ok(())
+            }
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => Err(Full),
+            Err((e, _)) => {
+                let reason = Reason::Kafka {
+                    code: e.rdkafka_error_code(),
+                    text: e.to_string(),
+                };
+                self.ledger.failed(origin, rec, &reason, false);
+                Ok(())
             }
         }
-    }
-
-    fn fail_unsent(
-        &self,
-        r: &BaseRecord<'_, [u8], [u8], usize>,
-        origin: Origin,
-        why: &str,
-        kind: Kind,
-    ) {
-        let headers = envelope::header_list(r.headers.as_ref());
-        let rec = envelope::Outgoing {
-            topic: r.topic,
-            partition: if origin.pinned() { r.partition } else { None },
-            key: r.key,
-            value: r.payload,
-            headers,
-            timestamp: r.timestamp,
-        };
-        self.ledger.failed(origin, &rec, why, kind, false);
     }
 
     /// Serves the delivery reports that are ready; if there are none, sleeps until one comes or
     /// `wait` passes, and serves those.
     pub fn poll(&mut self, wait: Duration) {
+        self.warm_up();
         if self.serve_ready() || wait.is_zero() {
             return;
         }
@@ -275,11 +270,23 @@ impl KafkaSink {
     /// connected; on the first response only the bootstrap connection is up, so it falls back
     /// to a 500 ms timer. A second metadata round trip, once the real broker is connected,
     /// gets the id at once: a one-record run takes milliseconds instead of half a second.
-    pub fn nudge(&mut self, topic: &str) {
-        let _ = self
-            .producer
-            .client()
-            .fetch_metadata(Some(topic), Duration::from_millis(50));
+    fn warm_up(&mut self) {
+        let WarmUp::Nudging(topic) = &self.warm_up else {
+            return;
+        };
+        let delivered = self
+            .ledger
+            .counters
+            .delivered
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if delivered > 0 || self.started.elapsed() >= WARM_UP {
+            self.warm_up = WarmUp::Done;
+        } else if self.in_flight() > 0 {
+            let _ = self
+                .producer
+                .client()
+                .fetch_metadata(Some(topic), Duration::from_millis(50));
+        }
     }
 
     /// Records queued or in flight.

@@ -1,17 +1,20 @@
 //! Where routed records go: Kafka through librdkafka, or stdout for `--dry-run`.
 
 mod dry_run;
-mod errors;
 mod kafka;
 mod wakeup;
 
 pub use dry_run::DryRun;
-pub use errors::classify;
 pub use kafka::KafkaSink;
 
 use std::time::Duration;
 
-use crate::message::Outgoing;
+use crate::message::Origin;
+use crate::wire::Record;
+
+/// The producer's queue is full: the record was not taken. Wait on the sink and offer it again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Full;
 
 /// A destination for records.
 pub enum Sink {
@@ -20,18 +23,20 @@ pub enum Sink {
 }
 
 impl Sink {
-    /// Hands a record over; blocks (serving delivery reports) while the producer's queue is full,
-    /// until `abort` (told how many records are in flight) says to give up, in which case the
-    /// record is put with the failures.
-    pub fn send(&mut self, rec: Outgoing, abort: &mut dyn FnMut(i64) -> bool) {
+    /// Hands a record over. A record the producer refuses outright goes to the ledger here;
+    /// one it has no room for is handed back as `Full`.
+    pub fn send(&mut self, rec: &Record, origin: Origin) -> Result<(), Full> {
         match self {
-            Sink::Kafka(k) => k.send(rec, abort),
-            Sink::DryRun(d) => d.send(rec),
+            Sink::Kafka(k) => k.send(rec, origin),
+            Sink::DryRun(d) => {
+                d.send(rec, origin);
+                Ok(())
+            }
         }
     }
 
-    /// Serves delivery reports for up to `wait`.
-    pub fn poll(&mut self, wait: Duration) {
+    /// Serves delivery reports; if none are ready, sleeps until one comes or `wait` passes.
+    pub fn wait(&mut self, wait: Duration) {
         match self {
             Sink::Kafka(k) => k.poll(wait),
             Sink::DryRun(d) => d.flush(),
@@ -58,6 +63,23 @@ impl Sink {
         match self {
             Sink::Kafka(k) => k.fatal_error(),
             Sink::DryRun(_) => None,
+        }
+    }
+
+    /// Whether a broker answers now, to tell "unreachable" from "failed" (asks the cluster).
+    pub fn reachable(&self) -> bool {
+        match self {
+            Sink::Kafka(k) => k.reachable(),
+            Sink::DryRun(_) => true,
+        }
+    }
+
+    /// Ends the sink. With nothing in flight and every file synced, tearing librdkafka down
+    /// (joining its threads, tens of milliseconds) would only delay the caller: the process
+    /// exits next, so the producer is left to the exit.
+    pub fn close(self) {
+        if self.in_flight() == 0 {
+            std::mem::forget(self);
         }
     }
 }

@@ -7,12 +7,13 @@
 //! becomes non-empty; kpipe sleeps in poll(2) on that pipe and then serves exactly the events
 //! that are there.
 
-use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use rdkafka_sys as rdsys;
+use rustix::event::{poll, PollFd, PollFlags, Timespec};
+use rustix::pipe::{pipe_with, PipeFlags};
 
 /// librdkafka's main event queue, with a pipe that says when it has events.
 pub struct Wakeup {
@@ -28,15 +29,8 @@ unsafe impl Send for Wakeup {}
 impl Wakeup {
     /// Hooks a pipe to the client's main queue.
     pub fn new(client: *mut rdsys::rd_kafka_t) -> Result<Wakeup> {
-        let mut fds = [0; 2];
-        // SAFETY: pipe2 fills two descriptors on success.
-        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) } != 0 {
-            return Err(io::Error::last_os_error())
-                .context("creating the delivery-report wakeup pipe");
-        }
-        // SAFETY: both descriptors were just created and are owned here.
-        let (read_end, write_end) =
-            unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let (read_end, write_end) = pipe_with(PipeFlags::NONBLOCK | PipeFlags::CLOEXEC)
+            .context("creating the delivery-report wakeup pipe")?;
         // SAFETY: `client` is a live producer; the queue reference is released in Drop.
         let queue = unsafe { rdsys::rd_kafka_queue_get_main(client) };
         // SAFETY: librdkafka copies the one-byte payload; the write end outlives the hook.
@@ -63,26 +57,15 @@ impl Wakeup {
 
     /// Sleeps until librdkafka has an event or `wait` passes.
     pub fn sleep(&self, wait: Duration) {
-        let mut pfd = libc::pollfd {
-            fd: self.read_end.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // Round up: a zero timeout would make this a busy loop again.
-        let ms = wait.as_micros().div_ceil(1000).clamp(1, i32::MAX as u128) as i32;
-        // SAFETY: one valid pollfd for the duration of the call.
-        unsafe { libc::poll(&mut pfd, 1, ms) };
+        // At least a millisecond: a zero timeout would make this a busy loop again.
+        let wait = wait.max(Duration::from_millis(1));
+        let timeout = Timespec::try_from(wait).ok();
+        let mut fds = [PollFd::new(&self.read_end, PollFlags::IN)];
+        // EINTR or another failure only ends the sleep early; the caller polls again.
+        let _ = poll(&mut fds, timeout.as_ref());
         let mut buf = [0u8; 256];
         // Empty the pipe; librdkafka writes again when the queue next turns non-empty.
-        // SAFETY: reads into a local buffer from a non-blocking descriptor.
-        while unsafe {
-            libc::read(
-                self.read_end.as_raw_fd(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-            )
-        } > 0
-        {}
+        while rustix::io::read(self.read_end.as_fd(), &mut buf).is_ok_and(|n| n > 0) {}
     }
 }
 

@@ -14,10 +14,12 @@ use std::collections::BTreeMap;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
-use serde::Deserialize;
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::route::timestamp;
+use super::timestamp;
+use super::{Header, Record};
 
 /// An envelope line as read, borrowing from the input where it can.
 #[derive(Deserialize)]
@@ -101,99 +103,113 @@ pub fn decode_field(
     Ok(true)
 }
 
-/// A record to write as an envelope line.
-pub struct Outgoing<'a> {
-    pub topic: &'a str,
-    pub partition: Option<i32>,
-    pub key: Option<&'a [u8]>,
-    pub value: Option<&'a [u8]>,
-    pub headers: Vec<(&'a str, Option<&'a [u8]>)>,
-    pub timestamp: Option<i64>,
-}
-
-/// A record's headers as (name, value) pairs, for an envelope line.
-pub fn header_list<H: rdkafka::message::Headers>(
-    headers: Option<&H>,
-) -> Vec<(&str, Option<&[u8]>)> {
-    headers
-        .map(|h| h.iter().map(|h| (h.key, h.value)).collect())
-        .unwrap_or_default()
-}
-
 /// Why a record failed, for dead-letter and spool lines.
 pub struct Failure<'a> {
     pub error: &'a str,
     pub failed_at_ms: i64,
 }
 
-fn push_str(out: &mut Vec<u8>, s: &str) {
-    // Writing JSON into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, s);
+/// Bytes as envelope text: UTF-8 as it is, anything else base64 (and the field says so).
+enum Text<'a> {
+    Utf8(&'a str),
+    Base64(String),
 }
 
-fn push_bytes(out: &mut Vec<u8>, name: &str, bytes: &[u8]) {
-    out.extend_from_slice(b",\"");
-    out.extend_from_slice(name.as_bytes());
-    out.extend_from_slice(b"\":");
-    match std::str::from_utf8(bytes) {
-        Ok(s) => push_str(out, s),
-        Err(_) => {
-            out.push(b'"');
-            out.extend_from_slice(BASE64.encode(bytes).as_bytes());
-            out.push(b'"');
-            out.extend_from_slice(b",\"");
-            out.extend_from_slice(name.as_bytes());
-            out.extend_from_slice(b"_encoding\":\"base64\"");
+impl<'a> Text<'a> {
+    fn of(bytes: &'a [u8]) -> Text<'a> {
+        match std::str::from_utf8(bytes) {
+            Ok(s) => Text::Utf8(s),
+            Err(_) => Text::Base64(BASE64.encode(bytes)),
         }
     }
+
+    fn encoding(&self) -> Option<&'static str> {
+        matches!(self, Text::Base64(_)).then_some("base64")
+    }
+}
+
+impl Serialize for Text<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Text::Utf8(t) => s.serialize_str(t),
+            Text::Base64(t) => s.serialize_str(t),
+        }
+    }
+}
+
+/// Headers as a JSON object; all values base64 when any one is not UTF-8.
+struct HeaderMap<'r, 'a> {
+    headers: &'r [Header<'a>],
+    base64: bool,
+}
+
+impl Serialize for HeaderMap<'_, '_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.headers.len()))?;
+        for (name, value) in self.headers {
+            match value {
+                None => map.serialize_entry(name, &None::<&str>)?,
+                Some(v) if self.base64 => map.serialize_entry(name, &BASE64.encode(v))?,
+                Some(v) => map.serialize_entry(name, &String::from_utf8_lossy(v))?,
+            }
+        }
+        map.end()
+    }
+}
+
+/// One envelope line, field by field in the order readers see them.
+#[derive(Serialize)]
+struct Line<'r, 'a> {
+    topic: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    partition: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<Text<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_encoding: Option<&'static str>,
+    /// Always written: `null` is a tombstone.
+    value: Option<Text<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value_encoding: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    headers: Option<HeaderMap<'r, 'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    headers_encoding: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    timestamp: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'r str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failed_at: Option<i64>,
 }
 
 /// Appends one envelope line (with its newline) to `out`.
-pub fn write_line(out: &mut Vec<u8>, rec: &Outgoing, failure: Option<&Failure>) {
-    out.extend_from_slice(b"{\"topic\":");
-    push_str(out, rec.topic);
-    if let Some(p) = rec.partition {
-        out.extend_from_slice(format!(",\"partition\":{p}").as_bytes());
-    }
-    if let Some(k) = rec.key {
-        push_bytes(out, "key", k);
-    }
-    match rec.value {
-        Some(v) => push_bytes(out, "value", v),
-        None => out.extend_from_slice(b",\"value\":null"),
-    }
-    if !rec.headers.is_empty() {
-        let binary = rec
-            .headers
-            .iter()
-            .any(|(_, v)| v.is_some_and(|v| std::str::from_utf8(v).is_err()));
-        out.extend_from_slice(b",\"headers\":{");
-        for (i, (name, value)) in rec.headers.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            push_str(out, name);
-            out.push(b':');
-            match value {
-                None => out.extend_from_slice(b"null"),
-                Some(v) if binary => push_str(out, &BASE64.encode(v)),
-                Some(v) => push_str(out, &String::from_utf8_lossy(v)),
-            }
-        }
-        out.push(b'}');
-        if binary {
-            out.extend_from_slice(b",\"headers_encoding\":\"base64\"");
-        }
-    }
-    if let Some(ts) = rec.timestamp {
-        out.extend_from_slice(format!(",\"timestamp\":{ts}").as_bytes());
-    }
-    if let Some(f) = failure {
-        out.extend_from_slice(b",\"error\":");
-        push_str(out, f.error);
-        out.extend_from_slice(format!(",\"failed_at\":{}", f.failed_at_ms).as_bytes());
-    }
-    out.extend_from_slice(b"}\n");
+pub fn write_line(out: &mut Vec<u8>, rec: &Record, failure: Option<&Failure>) {
+    let key = rec.key.map(Text::of);
+    let value = rec.value.map(Text::of);
+    let base64_headers = rec
+        .headers
+        .iter()
+        .any(|(_, v)| v.is_some_and(|v| std::str::from_utf8(v).is_err()));
+    let line = Line {
+        topic: rec.topic,
+        partition: rec.partition,
+        key_encoding: key.as_ref().and_then(Text::encoding),
+        key,
+        value_encoding: value.as_ref().and_then(Text::encoding),
+        value,
+        headers: (!rec.headers.is_empty()).then_some(HeaderMap {
+            headers: &rec.headers,
+            base64: base64_headers,
+        }),
+        headers_encoding: base64_headers.then_some("base64"),
+        timestamp: rec.timestamp,
+        error: failure.map(|f| f.error),
+        failed_at: failure.map(|f| f.failed_at_ms),
+    };
+    // Serialising plain strings and numbers into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, &line);
+    out.push(b'\n');
 }
 
 #[cfg(test)]
@@ -202,7 +218,7 @@ mod tests {
 
     #[test]
     fn round_trip_with_binary_and_tombstone() {
-        let rec = Outgoing {
+        let rec = Record {
             topic: "t",
             partition: Some(2),
             key: Some(b"k\xff"),
@@ -237,6 +253,59 @@ mod tests {
         let headers = back.headers.unwrap();
         assert_eq!(headers.get("a").cloned().flatten().as_deref(), Some("x"));
         assert_eq!(headers.get("b").cloned(), Some(None));
+    }
+
+    #[test]
+    fn writes_one_line_with_fields_in_a_fixed_order() {
+        let rec = Record {
+            topic: "t",
+            partition: Some(2),
+            key: Some(b"k\xff"),
+            value: Some(b"v\"1"),
+            headers: vec![("a", Some(b"x")), ("b", None)],
+            timestamp: Some(5),
+        };
+        let mut line = Vec::new();
+        write_line(
+            &mut line,
+            &rec,
+            Some(&Failure {
+                error: "boom",
+                failed_at_ms: 9,
+            }),
+        );
+        assert_eq!(
+            String::from_utf8(line).unwrap(),
+            "{\"topic\":\"t\",\"partition\":2,\"key\":\"a/8=\",\"key_encoding\":\"base64\",\"value\":\"v\\\"1\",\"headers\":{\"a\":\"x\",\"b\":null},\"timestamp\":5,\"error\":\"boom\",\"failed_at\":9}\n"
+        );
+    }
+
+    #[test]
+    fn a_tombstone_without_key_or_headers_is_short() {
+        let rec = Record {
+            topic: "t",
+            ..Record::default()
+        };
+        let mut line = Vec::new();
+        write_line(&mut line, &rec, None);
+        assert_eq!(line, b"{\"topic\":\"t\",\"value\":null}\n");
+    }
+
+    #[test]
+    fn one_binary_header_makes_every_header_base64() {
+        let rec = Record {
+            topic: "t",
+            value: Some(b"v"),
+            headers: vec![("a", Some(b"x")), ("b", Some(b"\xff"))],
+            ..Record::default()
+        };
+        let mut line = Vec::new();
+        write_line(&mut line, &rec, None);
+        let back = Incoming::parse(&line[..line.len() - 1]).unwrap();
+        assert_eq!(back.headers_encoding.as_deref(), Some("base64"));
+        let h = back.headers.unwrap();
+        assert_eq!(h.get("a").cloned().flatten().as_deref(), Some("eA=="));
+        assert_eq!(h.get("b").cloned().flatten().as_deref(), Some("/w=="));
     }
 
     #[test]

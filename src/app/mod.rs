@@ -1,0 +1,404 @@
+//! The run, top to bottom: set up, send what the spool holds, then read, frame, decide and send
+//! until the lifecycle says the input is done, drain, and conclude.
+
+mod lifecycle;
+mod outbox;
+mod outcome;
+mod replay;
+mod reports;
+mod step;
+
+use std::fs::File;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use crate::cli::{Cli, Format};
+use crate::config::Settings;
+use crate::exit::Status;
+use crate::failed::Ledger;
+use crate::input::{BlockReader, Fill, Framer, JsonFramer, LinesFramer, Piece};
+use crate::message::Origin;
+use crate::reason::{Position, Reason};
+use crate::route::Router;
+use crate::say;
+use crate::signals::Signals;
+use crate::sink::{DryRun, KafkaSink, Sink};
+use crate::spool::SpoolDir;
+use crate::stats::bump;
+use crate::wire::Record;
+use lifecycle::{Halt, Lifecycle, Phase};
+use outbox::Outbox;
+use outcome::{conclude, needs_reachability, Facts};
+use reports::Reports;
+use step::{decide, Decision, Policy};
+
+/// How long a blocked read waits before the loop serves signals, reports and statistics.
+const TICK: Duration = Duration::from_millis(100);
+/// How long a trickling pipe is left to fill before the next read.
+const GATHER: Duration = Duration::from_millis(1);
+/// How long one wait for delivery reports lasts while draining.
+const DRAIN_SLICE: Duration = Duration::from_millis(5);
+/// After a purge, how many drain slices to wait at most for the purged records' reports.
+const PURGE_SLICES: usize = 1000;
+/// How long the sweep after the grace period may take in what a writer keeps writing.
+const SWEEP_LIMIT: Duration = Duration::from_secs(1);
+
+/// Runs kpipe with parsed arguments and returns its exit status.
+pub fn run(cli: Cli) -> Status {
+    let quiet = cli.quiet;
+    let (settings, router) = match Settings::from_cli(cli) {
+        Ok(s) => s,
+        Err(e) => {
+            say!("kpipe: {e:#}");
+            return Status::Usage;
+        }
+    };
+    match App::new(settings, router) {
+        Ok(app) => app.run(),
+        Err(Setup(status, e)) => {
+            if !quiet || status != Status::Ok {
+                say!("kpipe: {e:#}");
+            }
+            status
+        }
+    }
+}
+
+/// A run that could not start, with the status it exits with.
+struct Setup(Status, anyhow::Error);
+
+fn setup(status: Status) -> impl FnOnce(anyhow::Error) -> Setup {
+    move |e| Setup(status, e)
+}
+
+struct App {
+    s: Settings,
+    policy: Policy,
+    router: Router,
+    /// Reads spool files, which hold envelopes whatever `--format` says.
+    replay_router: Router,
+    out: Outbox,
+    spool: Option<SpoolDir>,
+    /// Newlines consumed so far, for line numbers in reports.
+    lines: u64,
+    io_error: Option<String>,
+    last_rescan: Instant,
+}
+
+impl App {
+    fn new(s: Settings, router: Router) -> Result<App, Setup> {
+        let signals = Signals::install().map_err(setup(Status::Software))?;
+        let (dead_letter, spool_dir) = if s.dry_run {
+            (None, None)
+        } else {
+            (s.dead_letter.clone(), s.spool.clone())
+        };
+        let ledger = Arc::new(
+            Ledger::new(dead_letter.as_deref(), spool_dir.as_deref())
+                .map_err(setup(Status::IoErr))?,
+        );
+        let spool = spool_dir
+            .as_deref()
+            .map(SpoolDir::open)
+            .transpose()
+            .map_err(setup(Status::IoErr))?;
+        if s.acks != crate::cli::Acks::All && !s.quiet {
+            say!("kpipe: --acks {:?} turns the idempotent producer off: retries may duplicate or reorder records", s.acks);
+        }
+        let sink = if s.dry_run {
+            Sink::DryRun(DryRun::new(ledger.clone()))
+        } else {
+            Sink::Kafka(
+                KafkaSink::new(&s.client, ledger.clone(), s.verbose, s.quiet)
+                    .map_err(setup(Status::Config))?,
+            )
+        };
+        let stats_out: Option<Box<dyn Write>> = match s.stats.as_deref() {
+            None => None,
+            Some("-") => Some(Box::new(std::io::stderr())),
+            Some(path) => Some(Box::new(
+                File::options()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .with_context(|| format!("opening the --stats file {path}"))
+                    .map_err(setup(Status::IoErr))?,
+            )),
+        };
+        let replay_router =
+            Router::new(Format::Envelope, &Default::default()).map_err(setup(Status::Software))?;
+        let life = Lifecycle::new(s.shutdown_timeout, spool.is_some());
+        let reports = Reports::new(s.progress, stats_out, s.stats_interval);
+        Ok(App {
+            policy: Policy {
+                format: s.format,
+                on_error: s.on_error,
+                max_record_size: s.max_record_size,
+                quiet: s.quiet,
+            },
+            router,
+            replay_router,
+            out: Outbox::new(sink, ledger, life, signals, reports),
+            spool,
+            lines: 0,
+            io_error: None,
+            last_rescan: Instant::now(),
+            s,
+        })
+    }
+
+    /// The lifecycle, one phase at a time.
+    fn run(mut self) -> Status {
+        self.replay_spool();
+        let mut input = BlockReader::stdin();
+        let mut framer = self.framer();
+        loop {
+            self.tick();
+            match self
+                .out
+                .life
+                .phase(Instant::now(), self.out.sink.in_flight())
+            {
+                Phase::Reading | Phase::Grace => self.read(&mut input, framer.as_mut()),
+                Phase::Sweep => self.sweep(&mut input, framer.as_mut()),
+                Phase::Close => self.close_input(&mut input, framer.as_mut()),
+                Phase::Drain => self.out.sink.wait(DRAIN_SLICE),
+                Phase::Purge => self.purge(),
+                Phase::Done => break,
+            }
+            self.sync();
+        }
+        self.finish()
+    }
+
+    fn framer(&self) -> Box<dyn Framer> {
+        match self.s.format {
+            Format::Json => Box::new(JsonFramer::new()),
+            Format::Lines => Box::new(LinesFramer::new(&self.s.delimiter)),
+            Format::Ndjson | Format::Envelope => Box::new(LinesFramer::new(b"\n")),
+        }
+    }
+
+    /// Reads one block (waiting at most a tick) and handles the records in it.
+    fn read(&mut self, input: &mut BlockReader, framer: &mut dyn Framer) {
+        match input.fill(TICK) {
+            Ok(Fill::Idle) => return,
+            Ok(Fill::Data | Fill::Eof) => {}
+            Err(e) => return self.input_failed(e),
+        }
+        self.handle_pieces(input, framer, false);
+        self.out.sink.wait(Duration::ZERO);
+        if input.at_eof() && input.window().is_empty() {
+            self.out.life.input_ended(Instant::now());
+        } else if input.writer_trickles() {
+            // Let the pipe gather a few hundred records: they wait less than linger.ms would
+            // make them wait anyway, and kpipe and its writer (syslog-ng writes each message on
+            // its own) stop waking each other for every record.
+            std::thread::sleep(GATHER);
+        }
+    }
+
+    /// When the grace period after a stop signal ends, takes in what the pipe already holds, so
+    /// nothing the writer counts as written is left behind: each record still goes to Kafka if
+    /// there is room, else straight to the spool or dead-letter file.
+    fn sweep(&mut self, input: &mut BlockReader, framer: &mut dyn Framer) {
+        let until = Instant::now() + SWEEP_LIMIT;
+        while input.is_stream() && !input.at_eof() && Instant::now() < until {
+            match input.fill(Duration::ZERO) {
+                Ok(Fill::Data | Fill::Eof) => {}
+                Ok(Fill::Idle) => break,
+                Err(e) => return self.input_failed(e),
+            }
+            if !self.handle_pieces(input, framer, false) {
+                break;
+            }
+        }
+        self.close_input(input, framer);
+    }
+
+    /// Ends reading. Bytes read but not yet a whole record (the writer stopped mid-record) are
+    /// still a record: it goes out, or to the spool, rather than vanish.
+    fn close_input(&mut self, input: &mut BlockReader, framer: &mut dyn Framer) {
+        if self.out.life.keeps_last_piece() {
+            self.handle_pieces(input, framer, true);
+        }
+        self.out.life.input_ended(Instant::now());
+    }
+
+    fn input_failed(&mut self, e: std::io::Error) {
+        self.io_error = Some(format!("reading standard input: {e}"));
+        self.out.life.halt(Halt::InputFailed);
+    }
+
+    /// Handles every whole piece in the window (`at_end`: the rest is a piece too). Returns
+    /// false when reading must end before the next piece.
+    fn handle_pieces(
+        &mut self,
+        input: &mut BlockReader,
+        framer: &mut dyn Framer,
+        at_end: bool,
+    ) -> bool {
+        while let Some(piece) = framer.next_piece(input.window(), at_end || input.at_eof()) {
+            let len = piece.len();
+            let at = Position {
+                line: self.lines + 1,
+                offset: input.offset(),
+            };
+            let bytes = &input.window()[..len];
+            if matches!(piece, Piece::Skip(_)) || self.s.format == Format::Json {
+                self.lines += memchr::memchr_iter(b'\n', bytes).count() as u64;
+            }
+            self.handle(piece, bytes, at);
+            input.consume(len);
+            // What is already read is handled even after a second signal: it goes to the spool.
+            self.out.observe_signals();
+            if !at_end && self.out.life.must_close_input() {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Decides about one piece and acts on the decision.
+    fn handle(&mut self, piece: Piece, bytes: &[u8], at: Position) {
+        let first_malformed = !self.out.ledger.counters.any_malformed();
+        let decision = decide(
+            piece,
+            bytes,
+            at,
+            first_malformed,
+            &self.policy,
+            &mut self.router,
+        );
+        if decision == Decision::Skip {
+            return;
+        }
+        let c = &self.out.ledger.counters;
+        bump(&c.read);
+        c.bytes
+            .fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        let malformed = decision.malformed();
+        if let Some(reason) = decision.report(&self.policy) {
+            self.out.reporter.report(reason);
+        }
+        match decision {
+            Decision::Skip => {}
+            Decision::Send => {
+                let rec = self.router.record(bytes);
+                self.out.send(&rec, Origin::stdin(rec.partition.is_some()));
+            }
+            Decision::SendAsString(reason) => {
+                bump(&self.out.ledger.counters.malformed_sent);
+                let text = reason.to_string();
+                match self.router.fallback(bytes, &text) {
+                    Some(rec) => self.out.send(&rec, Origin::stdin(rec.partition.is_some())),
+                    None => self.fail_input(bytes, &reason),
+                }
+            }
+            Decision::Fail(reason) => {
+                if malformed {
+                    bump(&self.out.ledger.counters.malformed_failed);
+                }
+                self.fail_input(bytes, &reason);
+            }
+            Decision::Drop(_) => bump(&self.out.ledger.counters.malformed_dropped),
+            Decision::Stop(reason) => {
+                bump(&self.out.ledger.counters.malformed_dropped);
+                say!("kpipe: {reason}; stopping as --on-error exit asks");
+                self.out.life.halt(Halt::BadInput);
+            }
+        }
+    }
+
+    /// Puts input that cannot be sent with the failures, as its raw bytes.
+    fn fail_input(&mut self, bytes: &[u8], reason: &Reason) {
+        let text = reason.to_string();
+        let rec = match self.router.fallback(bytes, &text) {
+            Some(rec) => Record {
+                partition: None,
+                ..rec
+            },
+            None => Record {
+                value: Some(bytes),
+                ..Record::default()
+            },
+        };
+        self.out
+            .ledger
+            .failed(Origin::stdin(false), &rec, reason, false);
+    }
+
+    /// Between blocks: signals, reports, and spool files other runs left.
+    fn tick(&mut self) {
+        self.out.tick();
+        if self.spool.is_some()
+            && self.out.life.phase(Instant::now(), 1) == Phase::Reading
+            && self.last_rescan.elapsed() >= replay::RESCAN
+        {
+            self.last_rescan = Instant::now();
+            self.replay_spool();
+        }
+    }
+
+    fn sync(&mut self) {
+        if let Err(e) = self.out.ledger.sync() {
+            self.io_error.get_or_insert_with(|| format!("{e:#}"));
+        }
+    }
+
+    /// Fails what is still out (each record goes to the spool, dead-letter file or lost count)
+    /// and waits, bounded, for the reports that say so.
+    fn purge(&mut self) {
+        self.out.sink.purge();
+        for _ in 0..PURGE_SLICES {
+            self.out.sink.wait(DRAIN_SLICE);
+            if self.out.sink.in_flight() == 0 {
+                break;
+            }
+        }
+        self.out.life.purged();
+    }
+
+    /// Closes the files, then turns what became of every record into the exit status.
+    fn finish(mut self) -> Status {
+        self.out.reports.finish();
+        self.out.reporter.finish();
+        self.out.sink.wait(Duration::ZERO);
+        self.sync();
+        if let Err(e) = self.out.ledger.close() {
+            self.io_error.get_or_insert_with(|| format!("{e:#}"));
+        }
+        let in_flight = self.out.sink.in_flight();
+        self.out.reports.write_stats(&self.out.ledger, in_flight);
+        let ledger = &self.out.ledger;
+        let tally = ledger.counters.snapshot();
+        let last_error = ledger.last_error();
+        let write_error = ledger.write_error();
+        let (spool, dead_letter) = ledger.outlet_names();
+        let fatal = self.out.fatal.as_deref();
+        let unreachable = needs_reachability(&tally, fatal.is_some()) && !self.out.sink.reachable();
+        let outcome = conclude(&Facts {
+            tally,
+            bad_input: self.out.life.halted() == Some(Halt::BadInput),
+            io_error: self.io_error.as_deref(),
+            fatal,
+            write_error: write_error.as_deref(),
+            unreachable,
+            last_error: last_error.as_ref(),
+            spool: spool.as_deref(),
+            dead_letter: dead_letter.as_deref(),
+            brokers: &self.s.brokers,
+        });
+        for line in &outcome.lines {
+            say!("{line}");
+        }
+        if !self.s.quiet {
+            say!("{}", tally.summary(self.out.reports.elapsed()));
+        }
+        self.out.sink.close();
+        outcome.status
+    }
+}

@@ -1,0 +1,91 @@
+//! Everything a routed record meets: the sink, the ledger that counts and keeps failures, and
+//! the lifecycle that says whether a record may wait for room in a full queue.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::lifecycle::{Halt, Lifecycle};
+use super::reports::{Reporter, Reports};
+use crate::failed::Ledger;
+use crate::message::Origin;
+use crate::reason::Reason;
+use crate::say;
+use crate::signals::Signals;
+use crate::sink::Sink;
+use crate::wire::Record;
+
+/// How long one wait for room in a full queue lasts before signals and reports are served.
+const FULL_WAIT: Duration = Duration::from_millis(10);
+
+/// The sink and what decides, reports and counts around it.
+pub struct Outbox {
+    pub sink: Sink,
+    pub ledger: Arc<Ledger>,
+    pub life: Lifecycle,
+    pub signals: Signals,
+    pub reports: Reports,
+    pub reporter: Reporter,
+    /// Stop signals already passed to the lifecycle.
+    stops_seen: usize,
+    /// The producer's fatal error, once it had one.
+    pub fatal: Option<String>,
+}
+
+impl Outbox {
+    /// Gathers the parts.
+    pub fn new(
+        sink: Sink,
+        ledger: Arc<Ledger>,
+        life: Lifecycle,
+        signals: Signals,
+        reports: Reports,
+    ) -> Outbox {
+        Outbox {
+            sink,
+            ledger,
+            life,
+            signals,
+            reports,
+            reporter: Reporter::new(Instant::now()),
+            stops_seen: 0,
+            fatal: None,
+        }
+    }
+
+    /// Hands a record to the sink, waiting while its queue is full for as long as the lifecycle
+    /// allows; a record that cannot wait any longer goes to the spool or dead-letter file.
+    pub fn send(&mut self, rec: &Record, origin: Origin) {
+        while self.sink.send(rec, origin).is_err() {
+            self.tick();
+            if !self.life.may_wait_for_room(Instant::now()) {
+                self.ledger.failed(origin, rec, &Reason::Stopped, false);
+                return;
+            }
+            self.sink.wait(FULL_WAIT);
+        }
+    }
+
+    /// Takes in stop signals; cheap enough to call for every record.
+    pub fn observe_signals(&mut self) {
+        let stops = self.signals.stops();
+        if stops != self.stops_seen {
+            self.stops_seen = stops;
+            self.life.signals(stops, Instant::now());
+        }
+    }
+
+    /// Between blocks: signals, the producer's fatal error, statistics and progress.
+    pub fn tick(&mut self) {
+        self.observe_signals();
+        if self.fatal.is_none() {
+            if let Some(f) = self.sink.fatal_error() {
+                say!("kpipe: the producer hit a fatal error: {f}; stopping, undelivered records go to the spool or dead-letter file");
+                self.fatal = Some(f);
+                self.life.halt(Halt::Fatal);
+            }
+        }
+        let in_flight = self.sink.in_flight();
+        self.reports
+            .periodic(&self.ledger, &self.signals, in_flight);
+    }
+}

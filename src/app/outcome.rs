@@ -1,0 +1,286 @@
+//! The end of a run: from what became of every record to the exit status and the lines that
+//! explain it. Pure; the caller prints.
+
+use std::path::Path;
+
+use crate::exit::Status;
+use crate::reason::Reason;
+use crate::stats::Tally;
+
+/// What the run observed, gathered at the end.
+#[derive(Debug, Default)]
+pub struct Facts<'a> {
+    pub tally: Tally,
+    /// A malformed record under `--on-error exit`.
+    pub bad_input: bool,
+    /// Reading stdin, or syncing the spool or dead-letter file, failed.
+    pub io_error: Option<&'a str>,
+    /// The producer's fatal error.
+    pub fatal: Option<&'a str>,
+    /// Writing a failed record to the spool or dead-letter file failed.
+    pub write_error: Option<&'a str>,
+    /// No broker answered (asked only when nothing was delivered and something failed).
+    pub unreachable: bool,
+    pub last_error: Option<&'a Reason>,
+    pub spool: Option<&'a Path>,
+    pub dead_letter: Option<&'a Path>,
+    pub brokers: &'a str,
+}
+
+/// The exit status, and the lines for stderr (each starting `kpipe:`).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Outcome {
+    pub status: Status,
+    pub lines: Vec<String>,
+}
+
+/// Whether the run must ask the cluster if it is reachable: only to tell "unreachable" from
+/// "failed" when records failed and none was delivered.
+pub fn needs_reachability(tally: &Tally, fatal: bool) -> bool {
+    (tally.failed() > 0 || fatal) && tally.delivered == 0
+}
+
+/// The exit status and its explanation.
+pub fn conclude(f: &Facts) -> Outcome {
+    let t = &f.tally;
+    let mut status = Status::Ok;
+    let mut lines = Vec::new();
+    if f.bad_input {
+        status = status.merge(Status::DataErr);
+    }
+    if let Some(e) = f.io_error {
+        lines.push(format!("kpipe: {e}"));
+        status = status.merge(Status::IoErr);
+    }
+    if let Some(e) = f.write_error {
+        lines.push(format!(
+            "kpipe: writing a failed record: {e}; it is counted as lost"
+        ));
+    }
+    let undelivered = t.failed();
+    if undelivered > 0 || f.fatal.is_some() {
+        status = status.merge(if f.unreachable {
+            Status::Unavailable
+        } else {
+            Status::TempFail
+        });
+        let mut whereabouts = Vec::new();
+        if t.spooled > 0 {
+            whereabouts.push(format!(
+                "{} in the spool {} (the next run with --spool sends them)",
+                t.spooled,
+                f.spool.map(|p| p.display().to_string()).unwrap_or_default()
+            ));
+        }
+        if t.dead_lettered > 0 {
+            whereabouts.push(format!(
+                "{} in the dead-letter file {} (replay: kpipe -f envelope < FILE)",
+                t.dead_lettered,
+                f.dead_letter
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default()
+            ));
+        }
+        if t.lost > 0 {
+            whereabouts.push(format!(
+                "{} lost (give --spool DIR or --dead-letter FILE to keep them)",
+                t.lost
+            ));
+        }
+        let why = match (f.last_error, f.fatal) {
+            (Some(r), _) => r.to_string(),
+            (None, Some(fatal)) => fatal.to_string(),
+            (None, None) => "unknown".to_string(),
+        };
+        let hint = if f.unreachable {
+            format!(
+                "; no broker of {} answers: check --brokers and that Kafka is up",
+                f.brokers
+            )
+        } else {
+            f.last_error
+                .and_then(Reason::hint)
+                .map(|h| format!("; {h}"))
+                .unwrap_or_default()
+        };
+        lines.push(format!(
+            "kpipe: {undelivered} records not delivered: {}; last error: {why}{hint}",
+            whereabouts.join(", ")
+        ));
+    }
+    Outcome { status, lines }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::types::RDKafkaErrorCode;
+
+    fn tally(read: u64, delivered: u64) -> Tally {
+        Tally {
+            read,
+            delivered,
+            ..Tally::default()
+        }
+    }
+
+    #[test]
+    fn every_record_delivered_is_0_and_silent() {
+        let o = conclude(&Facts {
+            tally: tally(5, 5),
+            ..Facts::default()
+        });
+        assert_eq!(o.status, Status::Ok);
+        assert!(o.lines.is_empty());
+    }
+
+    #[test]
+    fn records_dropped_on_purpose_are_still_0() {
+        let o = conclude(&Facts {
+            tally: Tally {
+                malformed_dropped: 3,
+                ..tally(5, 2)
+            },
+            ..Facts::default()
+        });
+        assert_eq!(o.status, Status::Ok);
+    }
+
+    #[test]
+    fn bad_input_under_on_error_exit_is_65() {
+        let o = conclude(&Facts {
+            tally: tally(5, 4),
+            bad_input: true,
+            ..Facts::default()
+        });
+        assert_eq!(o.status, Status::DataErr);
+        assert_eq!(o.status.code(), 65);
+    }
+
+    #[test]
+    fn an_unreachable_cluster_is_69_with_the_brokers_named() {
+        let o = conclude(&Facts {
+            tally: Tally {
+                lost: 1,
+                ..tally(1, 0)
+            },
+            unreachable: true,
+            brokers: "127.0.0.1:1",
+            ..Facts::default()
+        });
+        assert_eq!(o.status.code(), 69);
+        assert!(o.lines[0].contains("1 records not delivered: 1 lost (give --spool"));
+        assert!(o.lines[0].contains("no broker of 127.0.0.1:1 answers"));
+    }
+
+    #[test]
+    fn a_read_error_is_74() {
+        let o = conclude(&Facts {
+            tally: tally(5, 5),
+            io_error: Some("reading standard input: Input/output error"),
+            ..Facts::default()
+        });
+        assert_eq!(o.status.code(), 74);
+        assert_eq!(
+            o.lines,
+            vec!["kpipe: reading standard input: Input/output error".to_string()]
+        );
+    }
+
+    #[test]
+    fn undelivered_records_are_75_and_say_where_they_are() {
+        let reason = Reason::Kafka {
+            code: Some(RDKafkaErrorCode::MessageTimedOut),
+            text: "Local: Message timed out".into(),
+        };
+        let o = conclude(&Facts {
+            tally: Tally {
+                spooled: 500,
+                dead_lettered: 2,
+                ..tally(600, 98)
+            },
+            last_error: Some(&reason),
+            spool: Some(Path::new("/var/spool/kpipe")),
+            dead_letter: Some(Path::new("/var/log/dl.ndjson")),
+            ..Facts::default()
+        });
+        assert_eq!(o.status.code(), 75);
+        assert_eq!(
+            o.lines,
+            vec!["kpipe: 502 records not delivered: 500 in the spool /var/spool/kpipe (the next run with --spool sends them), 2 in the dead-letter file /var/log/dl.ndjson (replay: kpipe -f envelope < FILE); last error: Local: Message timed out".to_string()]
+        );
+    }
+
+    #[test]
+    fn an_unknown_topic_gets_its_hint() {
+        let reason = Reason::Kafka {
+            code: Some(RDKafkaErrorCode::UnknownTopicOrPartition),
+            text: "Broker: Unknown topic or partition".into(),
+        };
+        let o = conclude(&Facts {
+            tally: Tally {
+                dead_lettered: 1,
+                ..tally(2, 1)
+            },
+            last_error: Some(&reason),
+            ..Facts::default()
+        });
+        assert!(o.lines[0].ends_with("; create the topic first, or let the broker create it (auto.create.topics.enable=true)"));
+    }
+
+    #[test]
+    fn a_fatal_error_with_nothing_failed_is_still_75() {
+        let o = conclude(&Facts {
+            tally: tally(3, 3),
+            fatal: Some("Broker: Out of order sequence number (OutOfOrderSequenceNumber)"),
+            ..Facts::default()
+        });
+        assert_eq!(o.status, Status::TempFail);
+        assert!(o.lines[0].contains("last error: Broker: Out of order sequence"));
+    }
+
+    #[test]
+    fn the_worse_status_wins() {
+        let o = conclude(&Facts {
+            tally: Tally {
+                lost: 1,
+                ..tally(3, 1)
+            },
+            bad_input: true,
+            io_error: Some("x"),
+            ..Facts::default()
+        });
+        assert_eq!(o.status, Status::TempFail);
+    }
+
+    #[test]
+    fn a_failed_write_is_reported() {
+        let o = conclude(&Facts {
+            tally: Tally {
+                lost: 1,
+                ..tally(1, 0)
+            },
+            write_error: Some("No space left on device"),
+            ..Facts::default()
+        });
+        assert!(o.lines[0].contains("writing a failed record: No space left on device"));
+    }
+
+    #[test]
+    fn reachability_is_asked_only_when_nothing_got_through() {
+        let failed = Tally {
+            lost: 1,
+            ..tally(2, 0)
+        };
+        assert!(needs_reachability(&failed, false));
+        assert!(!needs_reachability(
+            &Tally {
+                delivered: 1,
+                ..failed
+            },
+            false
+        ));
+        assert!(!needs_reachability(&tally(2, 0), false));
+        assert!(needs_reachability(&tally(2, 0), true));
+    }
+}

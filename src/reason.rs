@@ -1,0 +1,241 @@
+//! Why a record was not delivered as it came: typed, so that code decides by matching (which
+//! outlet, which hint) and only messages turn it into text.
+
+use std::fmt;
+
+use rdkafka::types::RDKafkaErrorCode::{self, *};
+
+/// Whether a failure could pass (broker down, timeout) or would repeat (too large, no such topic).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Passing,
+    Permanent,
+}
+
+/// Where a record starts in its input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Position {
+    /// 1-based line number.
+    pub line: u64,
+    /// Byte offset from the start of the input.
+    pub offset: u64,
+}
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}, byte {}", self.line, self.offset)
+    }
+}
+
+/// Why a record is not valid for its format or its routing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    /// The framer could not cut a record of this format.
+    Framing(&'static str),
+    /// Not one JSON value (or not UTF-8).
+    InvalidJson(String),
+    /// A template names a field the record lacks (and no --fallback-topic is given).
+    MissingField(String),
+    /// `--timestamp-field` is absent or not a time.
+    BadTimestamp,
+    /// An envelope line that does not say what to send, with what is wrong.
+    Envelope(String),
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Problem::Framing(why) => f.write_str(why),
+            Problem::InvalidJson(e) => write!(f, "invalid JSON: {e}"),
+            Problem::MissingField(name) => write!(f, "missing field `{name}`"),
+            Problem::BadTimestamp => f.write_str("the timestamp field is missing or not a time"),
+            Problem::Envelope(e) => f.write_str(e),
+        }
+    }
+}
+
+/// Why a record went to the spool, the dead-letter file or the lost count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reason {
+    /// Malformed; `hint` adds the "is the input JSON?" advice.
+    Malformed {
+        at: Position,
+        problem: Problem,
+        hint: bool,
+    },
+    /// Malformed, and fallback-to-string has no topic to send it to.
+    NoFallbackTopic { at: Position, problem: Problem },
+    /// Larger than `--max-record-size`.
+    TooLarge { at: Position, size: u64, limit: u64 },
+    /// The producer or the broker refused or gave up on it.
+    Kafka {
+        code: Option<RDKafkaErrorCode>,
+        text: String,
+    },
+    /// kpipe was stopped while the producer's queue was full.
+    Stopped,
+    /// The producer hit a fatal error.
+    Fatal(String),
+}
+
+impl Reason {
+    /// Whether sending the record again later could succeed.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Reason::Malformed { .. } | Reason::NoFallbackTopic { .. } | Reason::TooLarge { .. } => {
+                Kind::Permanent
+            }
+            Reason::Kafka { code, .. } => classify(*code),
+            Reason::Stopped | Reason::Fatal(_) => Kind::Passing,
+        }
+    }
+
+    /// Advice for the exit message, chosen by what went wrong.
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            Reason::Kafka {
+                code: Some(UnknownTopic | UnknownTopicOrPartition),
+                ..
+            } => Some(
+                "create the topic first, or let the broker create it (auto.create.topics.enable=true)",
+            ),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::Malformed { at, problem, hint } => {
+                write!(f, "{at}: {problem}")?;
+                if *hint {
+                    f.write_str(" (is the input JSON? for plain text use -f lines)")?;
+                }
+                Ok(())
+            }
+            Reason::NoFallbackTopic { at, problem } => write!(
+                f,
+                "{at}: {problem}; no topic to send it to (give --fallback-topic)"
+            ),
+            Reason::TooLarge { at, size, limit } => write!(
+                f,
+                "{at}: record of {size} bytes is larger than --max-record-size {limit}"
+            ),
+            Reason::Kafka { text, .. } => f.write_str(text),
+            Reason::Stopped => f.write_str("kpipe stopped before the record could be queued"),
+            Reason::Fatal(text) => write!(f, "the producer hit a fatal error: {text}"),
+        }
+    }
+}
+
+/// Whether a record that failed with `code` could succeed if sent again later.
+pub fn classify(code: Option<RDKafkaErrorCode>) -> Kind {
+    match code {
+        Some(
+            MessageSizeTooLarge
+            | InvalidMessageSize
+            | InvalidMessage
+            | InvalidRecord
+            | MessageBatchTooLarge
+            | TopicAuthorizationFailed
+            | ClusterAuthorizationFailed
+            | InvalidTopic
+            | UnknownTopic
+            | UnknownTopicOrPartition
+            | UnknownPartition
+            | PolicyViolation
+            | UnsupportedForMessageFormat
+            | InvalidRequiredAcks
+            | InvalidArgument,
+        ) => Kind::Permanent,
+        _ => Kind::Passing,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const AT: Position = Position {
+        line: 3,
+        offset: 40,
+    };
+
+    #[test]
+    fn sorts_errors() {
+        assert_eq!(classify(Some(MessageSizeTooLarge)), Kind::Permanent);
+        assert_eq!(classify(Some(TopicAuthorizationFailed)), Kind::Permanent);
+        assert_eq!(classify(Some(MessageTimedOut)), Kind::Passing);
+        assert_eq!(classify(Some(PurgeQueue)), Kind::Passing);
+        assert_eq!(classify(Some(AllBrokersDown)), Kind::Passing);
+        assert_eq!(classify(None), Kind::Passing);
+    }
+
+    #[test]
+    fn what_a_record_did_wrong_is_permanent_and_what_happened_to_it_passes() {
+        let malformed = Reason::Malformed {
+            at: AT,
+            problem: Problem::BadTimestamp,
+            hint: false,
+        };
+        assert_eq!(malformed.kind(), Kind::Permanent);
+        let large = Reason::TooLarge {
+            at: AT,
+            size: 9,
+            limit: 8,
+        };
+        assert_eq!(large.kind(), Kind::Permanent);
+        assert_eq!(Reason::Stopped.kind(), Kind::Passing);
+        assert_eq!(Reason::Fatal("x".into()).kind(), Kind::Passing);
+        let timeout = Reason::Kafka {
+            code: Some(MessageTimedOut),
+            text: "timed out".into(),
+        };
+        assert_eq!(timeout.kind(), Kind::Passing);
+    }
+
+    #[test]
+    fn messages_name_the_record() {
+        let r = Reason::Malformed {
+            at: AT,
+            problem: Problem::InvalidJson("expected value".into()),
+            hint: true,
+        };
+        assert_eq!(
+            r.to_string(),
+            "line 3, byte 40: invalid JSON: expected value (is the input JSON? for plain text use -f lines)"
+        );
+        let r = Reason::NoFallbackTopic {
+            at: AT,
+            problem: Problem::MissingField("HOST".into()),
+        };
+        assert_eq!(
+            r.to_string(),
+            "line 3, byte 40: missing field `HOST`; no topic to send it to (give --fallback-topic)"
+        );
+        let r = Reason::TooLarge {
+            at: AT,
+            size: 3000,
+            limit: 100,
+        };
+        assert_eq!(
+            r.to_string(),
+            "line 3, byte 40: record of 3000 bytes is larger than --max-record-size 100"
+        );
+    }
+
+    #[test]
+    fn the_unknown_topic_hint_comes_from_the_code_not_the_text() {
+        let r = Reason::Kafka {
+            code: Some(UnknownTopicOrPartition),
+            text: "Broker: Unknown topic or partition".into(),
+        };
+        assert!(r.hint().is_some_and(|h| h.contains("create the topic")));
+        let r = Reason::Kafka {
+            code: Some(MessageTimedOut),
+            text: "Unknown topic mentioned in passing".into(),
+        };
+        assert_eq!(r.hint(), None);
+    }
+}
