@@ -142,7 +142,7 @@ fn escape(line: &str) -> String {
 
 fn render_section(out: &mut Vec<u8>, title: &str, body: &str) {
     out.extend_from_slice(format!(".SH \"{title}\"\n").as_bytes());
-    let body = body.replace("MEMORY_LIMIT", &crate::config::memory_limit());
+    let body = body.replace("MEMORY_LIMIT", crate::config::MEMORY_LIMIT);
     let body = if title == "EXIT STATUS" {
         crate::exit::help_text()
             .lines()
@@ -209,7 +209,7 @@ pub fn completion(shell: Shell) -> Vec<u8> {
 pub fn readme_blocks() -> Vec<(&'static str, String)> {
     vec![
         ("exit-status", crate::exit::markdown_table()),
-        ("memory", format!("- {}\n", crate::config::memory_limit())),
+        ("memory", format!("- {}\n", crate::config::MEMORY_LIMIT)),
     ]
 }
 

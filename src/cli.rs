@@ -185,7 +185,7 @@ pub struct Cli {
     pub retry_backoff_max: Duration,
 
     /// Most record bytes held in flight; while full, kpipe stops reading stdin.
-    #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
+    #[arg(long, long_help = crate::config::MEMORY_LIMIT, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
     pub max_buffered: u64,
 
     /// Append records that fail permanently to FILE, as envelope lines with the reason.
@@ -232,9 +232,5 @@ pub fn parse() -> Cli {
 
 /// The clap command, for the man page, completions and tests.
 pub fn command() -> clap::Command {
-    Cli::command()
-        .after_help(format!("{AFTER_HELP}\n\n{}", crate::exit::help_text()))
-        .mut_arg("max_buffered", |a| {
-            a.long_help(crate::config::memory_limit())
-        })
+    Cli::command().after_help(format!("{AFTER_HELP}\n\n{}", crate::exit::help_text()))
 }

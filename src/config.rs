@@ -133,16 +133,11 @@ pub const BYTES_PER_QUEUED_RECORD: u64 = 2048;
 /// `--max-buffered` when not given (the flag's default says the same).
 pub const DEFAULT_MAX_BUFFERED: u64 = 64 << 20;
 
-/// What `--max-buffered` bounds: the one text for `--help`, the man page and the README.
-pub fn memory_limit() -> String {
-    format!(
-        "Memory is bounded by --max-buffered (default 64MiB): librdkafka holds at most that many \
-record bytes, and at most one record per {} KiB of it ({} records by default). While either is \
-full, kpipe stops reading stdin, so the backpressure reaches the writer.",
-        BYTES_PER_QUEUED_RECORD / 1024,
-        DEFAULT_MAX_BUFFERED / BYTES_PER_QUEUED_RECORD
-    )
-}
+/// What `--max-buffered` bounds: the one text for `--help`, the man page and the README (a test
+/// checks its numbers against the constants above).
+pub const MEMORY_LIMIT: &str = "Memory is bounded by --max-buffered (default 64MiB): librdkafka \
+holds at most that many record bytes, and at most one record per 2 KiB of it (32768 records by \
+default). While either is full, kpipe stops reading stdin, so the backpressure reaches the writer.";
 
 fn client_config(
     cli: &Cli,
@@ -378,7 +373,10 @@ mod tests {
             get(&s, "queue.buffering.max.messages"),
             Some(&*queued.to_string())
         );
-        assert!(memory_limit().contains(&format!("({queued} records by default)")));
+        assert!(MEMORY_LIMIT.contains(&format!("({queued} records by default)")));
+        let per = format!("one record per {} KiB", BYTES_PER_QUEUED_RECORD / 1024);
+        assert!(MEMORY_LIMIT.contains(&per));
+        assert!(MEMORY_LIMIT.contains(&format!("default {}MiB", DEFAULT_MAX_BUFFERED >> 20)));
     }
 
     #[test]
