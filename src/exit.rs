@@ -9,10 +9,11 @@ pub enum Status {
     DataErr,
     /// No broker could be reached at all.
     Unavailable,
-    /// Standard input or an output file failed.
-    IoErr,
     /// Some records were not delivered: they are in the spool or dead-letter file, or lost.
     TempFail,
+    /// Standard input or an output file failed: worse than undelivered records, since a file
+    /// kpipe keeps them in may be what failed.
+    IoErr,
     /// A configuration the producer refused (`-X`, unreadable files).
     Config,
     /// Bad command-line usage (clap uses the same code).
@@ -138,6 +139,7 @@ mod tests {
     fn merge_keeps_the_worse() {
         assert_eq!(Status::Ok.merge(Status::TempFail), Status::TempFail);
         assert_eq!(Status::DataErr.merge(Status::TempFail), Status::TempFail);
+        assert_eq!(Status::TempFail.merge(Status::IoErr), Status::IoErr);
         assert_eq!(Status::Unavailable.merge(Status::Ok), Status::Unavailable);
     }
 }

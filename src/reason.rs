@@ -76,15 +76,22 @@ pub enum Reason {
     Stopped,
     /// The producer hit a fatal error.
     Fatal(String),
+    /// A spool file line that is not an envelope (a truncated write, or not kpipe's).
+    CorruptSpool {
+        file: String,
+        line: u64,
+        problem: Problem,
+    },
 }
 
 impl Reason {
     /// Whether sending the record again later could succeed.
     pub fn kind(&self) -> Kind {
         match self {
-            Reason::Malformed { .. } | Reason::NoFallbackTopic { .. } | Reason::TooLarge { .. } => {
-                Kind::Permanent
-            }
+            Reason::Malformed { .. }
+            | Reason::NoFallbackTopic { .. }
+            | Reason::TooLarge { .. }
+            | Reason::CorruptSpool { .. } => Kind::Permanent,
             Reason::Kafka { code, .. } => classify(*code),
             Reason::Stopped | Reason::Fatal(_) => Kind::Passing,
         }
@@ -125,6 +132,11 @@ impl fmt::Display for Reason {
             Reason::Kafka { text, .. } => f.write_str(text),
             Reason::Stopped => f.write_str("kpipe stopped before the record could be queued"),
             Reason::Fatal(text) => write!(f, "the producer hit a fatal error: {text}"),
+            Reason::CorruptSpool {
+                file,
+                line,
+                problem,
+            } => write!(f, "{file}, line {line}: not an envelope ({problem})"),
         }
     }
 }

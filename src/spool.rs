@@ -103,6 +103,8 @@ struct Entry {
     outstanding: u64,
     fully_read: bool,
     respooled: bool,
+    /// A record of it could not be kept elsewhere: the file stays as it is.
+    kept: bool,
     removed: bool,
 }
 
@@ -114,6 +116,7 @@ impl Replay {
             outstanding: 0,
             fully_read: false,
             respooled: false,
+            kept: false,
             removed: false,
         });
         self.files.len()
@@ -143,9 +146,17 @@ impl Replay {
         self.remove_if_done(file);
     }
 
+    /// A record of `file` that no other file took: the file must stay, whatever else settles.
+    pub fn keep(&mut self, file: usize) {
+        if let Some(e) = self.files.get_mut(file - 1) {
+            e.kept = true;
+            e.outstanding = e.outstanding.saturating_sub(1);
+        }
+    }
+
     fn remove_if_done(&mut self, file: usize) {
         if let Some(e) = self.files.get_mut(file - 1) {
-            if e.fully_read && e.outstanding == 0 && !e.respooled && !e.removed {
+            if e.fully_read && e.outstanding == 0 && !e.respooled && !e.kept && !e.removed {
                 e.removed = fs::remove_file(&e.path).is_ok();
             }
         }
@@ -156,6 +167,7 @@ impl Replay {
         for e in &mut self.files {
             if e.fully_read
                 && e.outstanding == 0
+                && !e.kept
                 && !e.removed
                 && (!e.respooled || new_spool_published)
             {
@@ -241,6 +253,21 @@ mod tests {
         assert!(f.exists(), "the new spool file was not published");
         r.finish(true);
         assert!(!f.exists());
+    }
+
+    #[test]
+    fn a_file_with_a_record_no_other_file_took_stays() {
+        let d = tempfile::tempdir().unwrap();
+        let f = touch(d.path(), "1-1.spool");
+        let mut r = Replay::default();
+        let n = r.add(f.clone());
+        r.sent(n);
+        r.sent(n);
+        r.read_done(n);
+        r.settle(n, false);
+        r.keep(n);
+        r.finish(true);
+        assert!(f.exists());
     }
 
     #[test]

@@ -21,6 +21,8 @@ pub struct Counters {
     pub malformed_dropped: AtomicU64,
     pub malformed_failed: AtomicU64,
     pub replayed: AtomicU64,
+    /// Spool lines that were not envelopes, kept in a `.bad` file beside their spool file.
+    pub set_aside: AtomicU64,
     /// From librdkafka's statistics, when `--stats` is on.
     pub retried: AtomicU64,
     pub broker_rtt_us: Mutex<BTreeMap<String, i64>>,
@@ -45,6 +47,7 @@ pub struct Tally {
     pub malformed_dropped: u64,
     pub malformed_failed: u64,
     pub replayed: u64,
+    pub set_aside: u64,
     pub retried: u64,
 }
 
@@ -63,6 +66,7 @@ impl Counters {
             malformed_dropped: self.malformed_dropped.load(Relaxed),
             malformed_failed: self.malformed_failed.load(Relaxed),
             replayed: self.replayed.load(Relaxed),
+            set_aside: self.set_aside.load(Relaxed),
             retried: self.retried.load(Relaxed),
         }
     }
@@ -94,6 +98,7 @@ impl Counters {
             "spooled": t.spooled,
             "dead_lettered": t.dead_lettered,
             "lost": t.lost,
+            "set_aside": t.set_aside,
             "in_doubt": t.in_doubt,
             "retried": t.retried,
             "malformed": t.malformed(),
@@ -110,7 +115,7 @@ impl Counters {
 impl Tally {
     /// Records that did not reach Kafka, wherever they went.
     pub fn failed(&self) -> u64 {
-        self.spooled + self.dead_lettered + self.lost
+        self.spooled + self.dead_lettered + self.lost + self.set_aside
     }
 
     /// Malformed records, whatever happened to them.
@@ -131,6 +136,7 @@ impl Tally {
             (self.spooled, "spooled"),
             (self.dead_lettered, "dead-lettered"),
             (self.lost, "lost"),
+            (self.set_aside, "set aside as not envelopes"),
             (self.in_doubt, "possibly stored by the broker too"),
             (self.replayed, "replayed from the spool"),
         ]

@@ -54,8 +54,9 @@ pub fn conclude(f: &Facts) -> Outcome {
     }
     if let Some(e) = f.write_error {
         lines.push(format!(
-            "kpipe: writing a failed record: {e}; it is counted as lost"
+            "kpipe: {e}; what that file could not take is counted as lost, unless the spool file it came from was kept (free space, then run again)"
         ));
+        status = status.merge(Status::IoErr);
     }
     let undelivered = t.failed();
     if undelivered > 0 || f.fatal.is_some() {
@@ -240,6 +241,19 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_outlet_outranks_undelivered_records() {
+        let o = conclude(&Facts {
+            tally: Tally {
+                spooled: 3,
+                ..tally(3, 0)
+            },
+            write_error: Some("writing /s/x.spool.tmp: No space left on device"),
+            ..Facts::default()
+        });
+        assert_eq!(o.status.code(), 74);
+    }
+
+    #[test]
     fn the_worse_status_wins() {
         let o = conclude(&Facts {
             tally: Tally {
@@ -247,7 +261,6 @@ mod tests {
                 ..tally(3, 1)
             },
             bad_input: true,
-            io_error: Some("x"),
             ..Facts::default()
         });
         assert_eq!(o.status, Status::TempFail);
@@ -263,7 +276,8 @@ mod tests {
             write_error: Some("No space left on device"),
             ..Facts::default()
         });
-        assert!(o.lines[0].contains("writing a failed record: No space left on device"));
+        assert!(o.lines[0].contains("No space left on device"));
+        assert_eq!(o.status, Status::IoErr);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Sending what earlier runs left in the spool, before stdin and whenever another run leaves
 //! more. Each spool file is a file of envelope lines.
 
-use std::fs::File;
+use std::fs::OpenOptions;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use anyhow::{Context, Result};
 use super::App;
 use crate::input::{BlockReader, Fill, Framer, LinesFramer, Piece};
 use crate::message::Origin;
+use crate::reason::Reason;
 use crate::say;
 use crate::stats::bump;
 
@@ -34,10 +36,25 @@ impl App {
     }
 
     fn replay_file(&mut self, path: &Path) -> Result<()> {
+        // Not through a symlink, and never blocking on a FIFO someone named `*.spool`.
+        let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(flags.bits() as i32)
+            .open(path)
+            .with_context(|| format!("opening the spool file {}; skipped", path.display()))?;
+        let meta = file
+            .metadata()
+            .with_context(|| format!("reading the spool file {}", path.display()))?;
+        if !meta.is_file() {
+            anyhow::bail!(
+                "{} is not a regular file; skipped (remove it from the spool)",
+                path.display()
+            );
+        }
         let index = self.out.ledger.replay_add(path.to_path_buf());
-        let file = File::open(path)
-            .with_context(|| format!("opening the spool file {}", path.display()))?;
         let mut reader = BlockReader::file(file);
+        let mut line_no = 0u64;
         let mut framer = LinesFramer::new(b"\n");
         loop {
             let fill = reader
@@ -46,7 +63,8 @@ impl App {
             while let Some(piece) = framer.next_piece(reader.window(), reader.at_eof()) {
                 let len = piece.len();
                 if let Piece::Record(_) = piece {
-                    self.replay_line(index, &reader.window()[..len], path);
+                    line_no += 1;
+                    self.replay_line(index, &reader.window()[..len], path, line_no);
                 }
                 reader.consume(len);
             }
@@ -62,7 +80,7 @@ impl App {
         Ok(())
     }
 
-    fn replay_line(&mut self, index: usize, line: &[u8], path: &Path) {
+    fn replay_line(&mut self, index: usize, line: &[u8], path: &Path, line_no: u64) {
         match self.replay_router.route(line) {
             Ok(()) => {
                 let rec = self.replay_router.record(line);
@@ -71,10 +89,15 @@ impl App {
                 self.out
                     .send(&rec, Origin::spool(index, rec.partition.is_some()));
             }
-            Err(p) => say!(
-                "kpipe: {}: a line is not an envelope ({p}); left out",
-                path.display()
-            ),
+            Err(problem) => {
+                let reason = Reason::CorruptSpool {
+                    file: path.display().to_string(),
+                    line: line_no,
+                    problem,
+                };
+                say!("kpipe: {reason}; set aside");
+                self.out.ledger.set_aside(index, path, line, &reason);
+            }
         }
     }
 }

@@ -4,6 +4,7 @@ mod util;
 
 mod cli;
 mod delivery;
+mod failure_paths;
 mod faults;
 mod forwarding;
 mod framing;
