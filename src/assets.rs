@@ -93,6 +93,15 @@ a run killed with SIGKILL loses what it held in memory.
 
 MEMORY_LIMIT
 
+A record counts as spooled or dead-lettered only once its line is synced. When the spool's \
+disk is full, unsynced lines go to the dead-letter file; a spool file being replayed is removed \
+only once each of its records was delivered or rewritten and synced, so on a full disk it stays \
+for the next run; a file kpipe could not write makes the exit status 74. Only regular files are \
+read from the spool; a spool line that is not an envelope goes to the dead-letter file, else to \
+NAME.spool.bad, and is counted. Topics rendered from templates are checked against Kafka's rules \
+before sending; a record whose topic the broker would refuse goes to --fallback-topic, else the \
+dead-letter file.
+
 After a fatal producer error (for example an idempotence sequence failure) kpipe stops \
 reading, puts what is undelivered in the spool or dead-letter file, and exits 75.",
     ),

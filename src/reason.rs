@@ -40,6 +40,8 @@ pub enum Problem {
     BadTimestamp,
     /// An envelope line that does not say what to send, with what is wrong.
     Envelope(String),
+    /// The record's topic is not a name Kafka accepts.
+    InvalidTopic { topic: String, why: &'static str },
 }
 
 impl fmt::Display for Problem {
@@ -50,6 +52,9 @@ impl fmt::Display for Problem {
             Problem::MissingField(name) => write!(f, "missing field `{name}`"),
             Problem::BadTimestamp => f.write_str("the timestamp field is missing or not a time"),
             Problem::Envelope(e) => f.write_str(e),
+            Problem::InvalidTopic { topic, why } => {
+                write!(f, "invalid topic {topic:?}: {why}")
+            }
         }
     }
 }

@@ -114,6 +114,14 @@ pub fn decide(
             Err(p) => p,
         },
     };
+    if let Problem::InvalidTopic { .. } = problem {
+        // Whatever --on-error says, a record the broker would refuse is kept, not sent.
+        return Decision::Fail(Reason::Malformed {
+            at,
+            problem,
+            hint: false,
+        });
+    }
     let reason = Reason::Malformed {
         at,
         problem,

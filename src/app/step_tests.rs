@@ -274,3 +274,21 @@ fn quiet_reports_nothing() {
     let d = Decision::Drop(malformed(Problem::BadTimestamp, false));
     assert_eq!(d.report(&quiet), None);
 }
+
+#[test]
+fn an_invalid_topic_fails_whatever_the_mode() {
+    let invalid = Problem::InvalidTopic {
+        topic: "a\0b".into(),
+        why: "bad",
+    };
+    for mode in [
+        OnError::FallbackToString,
+        OnError::SilentlyDropMessage,
+        OnError::Exit,
+    ] {
+        let mut r = Fake::failing(invalid.clone(), true);
+        let d = decide(Piece::Record(2), b"{}", AT, true, &policy(mode), &mut r);
+        assert_eq!(d, Decision::Fail(malformed(invalid.clone(), false)));
+        assert!(d.malformed());
+    }
+}

@@ -64,6 +64,12 @@ impl Router {
                 ))
             }
         }
+        if let Err(why) = crate::wire::topic::check(&self.topic_buf) {
+            return Err(Problem::InvalidTopic {
+                topic: self.topic_buf.clone(),
+                why,
+            });
+        }
         self.topic_rendered = true;
         Ok(Routed {
             topic: TopicAt::Rendered,

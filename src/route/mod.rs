@@ -19,7 +19,7 @@ use memchr::memmem;
 use crate::cli::Format;
 use crate::reason::Problem;
 use crate::wire::compact::compact_into;
-use crate::wire::timestamp;
+use crate::wire::{timestamp, topic};
 use crate::wire::{HeaderBuf, Record};
 use fields::{FieldSet, Found};
 use template::Template;
@@ -117,8 +117,15 @@ impl Router {
         if !fields.is_empty() && matches!(format, Format::Lines | Format::Envelope) {
             bail!("templates read JSON fields, which --format lines and envelope do not have; use -f ndjson or -f json");
         }
-        if topic.as_ref().is_some_and(|t| t.as_static() == Some("")) {
-            bail!("-t: the topic is empty");
+        if let Some(t) = topic.as_ref().and_then(Template::as_static) {
+            if let Err(why) = topic::check(t) {
+                bail!("-t {t:?}: {why}");
+            }
+        }
+        if let Some(t) = rules.fallback_topic {
+            if let Err(why) = topic::check(t) {
+                bail!("--fallback-topic {t:?}: {why}");
+            }
         }
         let mut static_headers = HeaderBuf::default();
         for (name, t) in &header_templates {
@@ -279,9 +286,13 @@ impl Router {
         let Some(topic_template) = self.topic.as_ref() else {
             return Err(Problem::Envelope("no topic".into()));
         };
+        let mut invalid = None;
         match topic_template.render(text, &self.found, &mut self.topic_buf) {
             Some(m) => missing = Some(m.to_string()),
-            None => self.topic_rendered = true,
+            None => match topic::check(&self.topic_buf) {
+                Ok(()) => self.topic_rendered = true,
+                Err(why) => invalid = Some(why),
+            },
         }
         let key = match &self.key {
             Some(t) => {
@@ -310,12 +321,20 @@ impl Router {
             None => None,
         };
         let mut topic = TopicAt::Rendered;
-        if let Some(field) = missing {
+        let problem = match (missing, invalid) {
+            (Some(field), _) => Some(Problem::MissingField(field)),
+            (None, Some(why)) => Some(Problem::InvalidTopic {
+                topic: self.topic_buf.clone(),
+                why,
+            }),
+            (None, None) => None,
+        };
+        if let Some(problem) = problem {
             if self.fallback_topic.is_none() {
-                return Err(Problem::MissingField(field));
+                return Err(problem);
             }
             topic = TopicAt::Fallback;
-            let reason = Problem::MissingField(field).to_string();
+            let reason = problem.to_string();
             self.headers.push(ERROR_HEADER, Some(reason.as_bytes()));
         }
         let value = if compact {

@@ -236,3 +236,48 @@ fn bad_rules_are_refused() {
     )
     .is_err());
 }
+
+#[test]
+fn a_rendered_topic_kafka_would_refuse_is_a_problem_or_goes_to_the_fallback_topic() {
+    let mut r = router(Format::Ndjson, topic("logs.${PROGRAM}"));
+    for program in ["a\\u0000b", "../../x", "a b"] {
+        let line = format!(r#"{{"PROGRAM":"{program}"}}"#);
+        assert!(
+            matches!(r.route(line.as_bytes()), Err(Problem::InvalidTopic { .. })),
+            "{program}"
+        );
+        assert!(!r.can_fall_back());
+    }
+    let mut r = router(
+        Format::Ndjson,
+        Rules {
+            fallback_topic: Some("unrouted"),
+            ..topic("logs.${PROGRAM}")
+        },
+    );
+    let line = br#"{"PROGRAM":"a b"}"#;
+    r.route(line).unwrap();
+    assert_eq!(r.record(line).topic, "unrouted");
+}
+
+#[test]
+fn an_envelope_topic_kafka_would_refuse_is_a_problem() {
+    let mut r = router(Format::Envelope, Rules::default());
+    assert!(matches!(
+        r.route(br#"{"topic":"bad topic!","value":"v"}"#),
+        Err(Problem::InvalidTopic { .. })
+    ));
+}
+
+#[test]
+fn a_static_topic_kafka_would_refuse_is_a_usage_error() {
+    assert!(Router::new(Format::Lines, &topic("a b")).is_err());
+    assert!(Router::new(
+        Format::Lines,
+        &Rules {
+            fallback_topic: Some(".."),
+            ..topic("t")
+        }
+    )
+    .is_err());
+}

@@ -5,6 +5,7 @@
 pub mod compact;
 pub mod envelope;
 pub mod timestamp;
+pub mod topic;
 
 /// One header: a name and a value, or no value at all.
 pub type Header<'a> = (&'a str, Option<&'a [u8]>);

@@ -203,3 +203,29 @@ fn a_dead_letter_file_on_a_full_disk_is_not_claimed() {
     );
     assert!(run.stderr.contains("1 lost"), "{}", run.stderr);
 }
+
+#[test]
+fn a_topic_with_a_nul_byte_is_dead_lettered_at_once_and_never_spooled() {
+    let dir = temp_dir("nul-topic");
+    let spool = dir.join("spool");
+    let dl = dir.join("dead.ndjson");
+    let run = kpipe(
+        &[
+            "-b",
+            shared_brokers(),
+            "-f",
+            "ndjson",
+            "-t",
+            "logs.${PROGRAM}",
+            "--spool",
+            spool.to_str().unwrap(),
+            "--dead-letter",
+            dl.to_str().unwrap(),
+        ],
+        b"{\"PROGRAM\":\"a\\u0000b\"}\n",
+    );
+    assert_eq!(run.code(), 75, "{}", run.stderr);
+    assert!(run.stderr.contains("invalid topic"), "{}", run.stderr);
+    assert_eq!(read_lines(&dl).len(), 1);
+    assert!(spool_files(&spool).is_empty());
+}

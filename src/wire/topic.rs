@@ -1,0 +1,49 @@
+//! Kafka's rules for topic names, checked before a record reaches librdkafka: a name the
+//! broker would refuse (or librdkafka would take for a passing error, as it does a NUL byte)
+//! is a permanent failure of that record, known at once.
+
+/// The longest topic name Kafka accepts.
+pub const MAX_LEN: usize = 249;
+
+/// Whether `topic` is a name Kafka accepts; if not, why.
+pub fn check(topic: &str) -> Result<(), &'static str> {
+    if topic.is_empty() {
+        Err("a topic name cannot be empty")
+    } else if topic == "." || topic == ".." {
+        Err("`.` and `..` are not topic names")
+    } else if topic.len() > MAX_LEN {
+        Err("a topic name has at most 249 characters")
+    } else if !topic
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        Err("a topic name has only ASCII letters, digits, `.`, `_` and `-`")
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kafkas_rules() {
+        for good in ["logs", "logs.sshd", "a_b-C.9", &"x".repeat(249)] {
+            assert_eq!(check(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a b",
+            "a\0b",
+            "../../x",
+            "é",
+            "a/b",
+            &"x".repeat(250),
+        ] {
+            assert!(check(bad).is_err(), "{bad:?}");
+        }
+    }
+}
