@@ -6,33 +6,25 @@ mod outbox;
 mod outcome;
 mod replay;
 mod reports;
+mod setup;
 mod step;
 
-use std::fs::File;
-use std::io::Write;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-use anyhow::Context;
 
 use crate::cli::{Cli, Format};
 use crate::config::Settings;
 use crate::exit::Status;
-use crate::failed::Ledger;
 use crate::input::{BlockReader, Fill, Framer, JsonFramer, LinesFramer, Piece};
 use crate::message::Origin;
 use crate::reason::{Position, Reason};
 use crate::route::Router;
 use crate::say;
-use crate::signals::Signals;
-use crate::sink::{DryRun, KafkaSink, Sink};
 use crate::spool::SpoolDir;
 use crate::stats::bump;
 use crate::wire::Record;
-use lifecycle::{Halt, Lifecycle, Phase};
+use lifecycle::{Halt, Phase};
 use outbox::Outbox;
 use outcome::{conclude, needs_reachability, Facts};
-use reports::Reports;
 use step::{decide, Decision, Policy};
 
 /// How long a blocked read waits before the loop serves signals, reports and statistics.
@@ -58,20 +50,13 @@ pub fn run(cli: Cli) -> Status {
     };
     match App::new(settings, router) {
         Ok(app) => app.run(),
-        Err(Setup(status, e)) => {
+        Err(setup::Setup(status, e)) => {
             if !quiet || status != Status::Ok {
                 say!("kpipe: {e:#}");
             }
             status
         }
     }
-}
-
-/// A run that could not start, with the status it exits with.
-struct Setup(Status, anyhow::Error);
-
-fn setup(status: Status) -> impl FnOnce(anyhow::Error) -> Setup {
-    move |e| Setup(status, e)
 }
 
 struct App {
@@ -89,67 +74,6 @@ struct App {
 }
 
 impl App {
-    fn new(s: Settings, router: Router) -> Result<App, Setup> {
-        let signals = Signals::install().map_err(setup(Status::Software))?;
-        let (dead_letter, spool_dir) = if s.dry_run {
-            (None, None)
-        } else {
-            (s.dead_letter.clone(), s.spool.clone())
-        };
-        let ledger = Arc::new(
-            Ledger::new(dead_letter.as_deref(), spool_dir.as_deref())
-                .map_err(setup(Status::IoErr))?,
-        );
-        let spool = spool_dir
-            .as_deref()
-            .map(SpoolDir::open)
-            .transpose()
-            .map_err(setup(Status::IoErr))?;
-        if s.acks != crate::cli::Acks::All && !s.quiet {
-            say!("kpipe: --acks {:?} turns the idempotent producer off: retries may duplicate or reorder records", s.acks);
-        }
-        let sink = if s.dry_run {
-            Sink::DryRun(DryRun::new(ledger.clone()))
-        } else {
-            Sink::Kafka(
-                KafkaSink::new(&s.client, ledger.clone(), s.verbose, s.quiet)
-                    .map_err(setup(Status::Config))?,
-            )
-        };
-        let stats_out: Option<Box<dyn Write>> = match s.stats.as_deref() {
-            None => None,
-            Some("-") => Some(Box::new(std::io::stderr())),
-            Some(path) => Some(Box::new(
-                File::options()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .with_context(|| format!("opening the --stats file {path}"))
-                    .map_err(setup(Status::IoErr))?,
-            )),
-        };
-        let replay_router =
-            Router::new(Format::Envelope, &Default::default()).map_err(setup(Status::Software))?;
-        let life = Lifecycle::new(s.shutdown_timeout, spool.is_some());
-        let reports = Reports::new(s.progress, stats_out, s.stats_interval);
-        Ok(App {
-            policy: Policy {
-                format: s.format,
-                on_error: s.on_error,
-                max_record_size: s.max_record_size,
-                quiet: s.quiet,
-            },
-            router,
-            replay_router,
-            out: Outbox::new(sink, ledger, life, signals, reports),
-            spool,
-            lines: 0,
-            io_error: None,
-            last_rescan: Instant::now(),
-            s,
-        })
-    }
-
     /// The lifecycle, one phase at a time.
     fn run(mut self) -> Status {
         self.replay_spool();

@@ -1,0 +1,93 @@
+//! Building a run from its settings: signals, the ledger and its files, the sink, reports.
+
+use std::fs::File;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+
+use super::lifecycle::Lifecycle;
+use super::outbox::Outbox;
+use super::reports::Reports;
+use super::step::Policy;
+use super::App;
+use crate::cli::Format;
+use crate::config::Settings;
+use crate::exit::Status;
+use crate::failed::Ledger;
+use crate::route::Router;
+use crate::say;
+use crate::signals::Signals;
+use crate::sink::{DryRun, KafkaSink, Sink};
+use crate::spool::SpoolDir;
+
+/// A run that could not start, with the status it exits with.
+pub(super) struct Setup(pub Status, pub anyhow::Error);
+
+fn setup(status: Status) -> impl FnOnce(anyhow::Error) -> Setup {
+    move |e| Setup(status, e)
+}
+
+impl App {
+    pub(super) fn new(s: Settings, router: Router) -> Result<App, Setup> {
+        let signals = Signals::install().map_err(setup(Status::Software))?;
+        let (dead_letter, spool_dir) = if s.dry_run {
+            (None, None)
+        } else {
+            (s.dead_letter.clone(), s.spool.clone())
+        };
+        let ledger = Arc::new(
+            Ledger::new(dead_letter.as_deref(), spool_dir.as_deref())
+                .map_err(setup(Status::IoErr))?,
+        );
+        let spool = spool_dir
+            .as_deref()
+            .map(SpoolDir::open)
+            .transpose()
+            .map_err(setup(Status::IoErr))?;
+        if s.acks != crate::cli::Acks::All && !s.quiet {
+            say!("kpipe: --acks {:?} turns the idempotent producer off: retries may duplicate or reorder records", s.acks);
+        }
+        let sink = if s.dry_run {
+            Sink::DryRun(DryRun::new(ledger.clone()))
+        } else {
+            Sink::Kafka(
+                KafkaSink::new(&s.client, ledger.clone(), s.verbose, s.quiet)
+                    .map_err(setup(Status::Config))?,
+            )
+        };
+        let stats_out: Option<Box<dyn Write>> = match s.stats.as_deref() {
+            None => None,
+            Some("-") => Some(Box::new(std::io::stderr())),
+            Some(path) => Some(Box::new(
+                File::options()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .with_context(|| format!("opening the --stats file {path}"))
+                    .map_err(setup(Status::IoErr))?,
+            )),
+        };
+        let replay_router =
+            Router::new(Format::Envelope, &Default::default()).map_err(setup(Status::Software))?;
+        let life = Lifecycle::new(s.shutdown_timeout, spool.is_some());
+        let reports = Reports::new(s.progress, stats_out, s.stats_interval);
+        Ok(App {
+            policy: Policy {
+                format: s.format,
+                on_error: s.on_error,
+                max_record_size: s.max_record_size,
+                quiet: s.quiet,
+            },
+            router,
+            replay_router,
+            out: Outbox::new(sink, ledger, life, signals, reports),
+            spool,
+            lines: 0,
+            io_error: None,
+            last_rescan: Instant::now(),
+            s,
+        })
+    }
+}
