@@ -162,14 +162,20 @@ impl Replay {
         }
     }
 
-    /// At exit: files whose records were spooled again go once the new spool file is published.
-    pub fn finish(&mut self, new_spool_published: bool) {
-        for e in &mut self.files {
+    /// Whether a record of `file` could not be kept elsewhere, so the file must stay.
+    pub fn is_kept(&self, file: usize) -> bool {
+        self.files.get(file - 1).is_some_and(|e| e.kept)
+    }
+
+    /// At exit: files whose records were spooled again go once their rewrite is published
+    /// (`published(file)`).
+    pub fn finish(&mut self, published: impl Fn(usize) -> bool) {
+        for (i, e) in self.files.iter_mut().enumerate() {
             if e.fully_read
                 && e.outstanding == 0
                 && !e.kept
                 && !e.removed
-                && (!e.respooled || new_spool_published)
+                && (!e.respooled || published(i + 1))
             {
                 e.removed = fs::remove_file(&e.path).is_ok();
             }
@@ -249,9 +255,9 @@ mod tests {
         r.read_done(n);
         r.settle(n, true);
         assert!(f.exists());
-        r.finish(false);
+        r.finish(|_| false);
         assert!(f.exists(), "the new spool file was not published");
-        r.finish(true);
+        r.finish(|_| true);
         assert!(!f.exists());
     }
 
@@ -266,7 +272,7 @@ mod tests {
         r.read_done(n);
         r.settle(n, false);
         r.keep(n);
-        r.finish(true);
+        r.finish(|_| true);
         assert!(f.exists());
     }
 
@@ -278,7 +284,7 @@ mod tests {
         let n = r.add(f.clone());
         r.sent(n);
         r.settle(n, false);
-        r.finish(true);
+        r.finish(|_| true);
         assert!(f.exists());
     }
 }

@@ -71,13 +71,6 @@ impl Counters {
         }
     }
 
-    /// Whether any record was malformed so far.
-    pub fn any_malformed(&self) -> bool {
-        self.malformed_sent.load(Relaxed) > 0
-            || self.malformed_dropped.load(Relaxed) > 0
-            || self.malformed_failed.load(Relaxed) > 0
-    }
-
     /// One `--stats` JSON line.
     pub fn json_line(&self, elapsed: Duration, in_flight: i64, rate: f64) -> String {
         let t = self.snapshot();
@@ -233,7 +226,6 @@ mod tests {
         bump(&c.read);
         bump(&c.delivered);
         bump(&c.malformed_failed);
-        assert!(c.any_malformed());
         let t = c.snapshot();
         assert_eq!((t.read, t.delivered, t.malformed()), (2, 1, 1));
         let v: serde_json::Value =

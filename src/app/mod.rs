@@ -69,6 +69,8 @@ struct App {
     spool: Option<SpoolDir>,
     /// Newlines consumed so far, for line numbers in reports.
     lines: u64,
+    /// Whether a record was malformed yet (the "is the input JSON?" hint is given once).
+    seen_malformed: bool,
     io_error: Option<String>,
     last_rescan: Instant,
 }
@@ -188,12 +190,11 @@ impl App {
 
     /// Decides about one piece and acts on the decision.
     fn handle(&mut self, piece: Piece, bytes: &[u8], at: Position) {
-        let first_malformed = !self.out.ledger.counters.any_malformed();
         let decision = decide(
             piece,
             bytes,
             at,
-            first_malformed,
+            !self.seen_malformed,
             &self.policy,
             &mut self.router,
         );
@@ -205,6 +206,7 @@ impl App {
         c.bytes
             .fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
         let malformed = decision.malformed();
+        self.seen_malformed |= malformed;
         if let Some(reason) = decision.report(&self.policy) {
             self.out.reporter.report(reason);
         }

@@ -85,6 +85,7 @@ impl App {
             out: Outbox::new(sink, ledger, life, signals, reports),
             spool,
             lines: 0,
+            seen_malformed: false,
             io_error: None,
             last_rescan: Instant::now(),
             s,

@@ -32,7 +32,13 @@ pub fn now_ms() -> i64 {
 /// The failure outlets and the error to report.
 struct Outlets {
     dead_letter: Option<EnvelopeFile>,
+    /// Where records read from stdin are spooled.
     spool: Option<SpoolOut>,
+    /// One file per replayed spool file whose records are spooled again: published only if
+    /// its source can go, so a source kept whole (its rewrite failed) is never sent twice.
+    respools: Vec<(usize, SpoolOut)>,
+    /// Start time, for the names of this run's spool files.
+    started_ms: i64,
     line: Vec<u8>,
     last_error: Option<Reason>,
     write_error: Option<String>,
@@ -50,13 +56,15 @@ impl Ledger {
     /// only when something is spooled.
     pub fn new(dead_letter: Option<&Path>, spool_dir: Option<&Path>) -> Result<Ledger> {
         let dead_letter = dead_letter.map(EnvelopeFile::append).transpose()?;
-        let name = format!("{}-{}", now_ms(), std::process::id());
-        let spool = spool_dir.map(|dir| SpoolOut::new(dir, &name));
+        let started_ms = now_ms();
+        let spool = spool_dir.map(|dir| SpoolOut::new(dir, &spool_name(started_ms, None)));
         Ok(Ledger {
             counters: Counters::default(),
             outlets: Mutex::new(Outlets {
                 dead_letter,
                 spool,
+                respools: Vec::new(),
+                started_ms,
                 line: Vec::new(),
                 last_error: None,
                 write_error: None,
@@ -108,7 +116,7 @@ impl Ledger {
                 fate: Fate::Spooled,
                 source,
             };
-            match o.spool.as_mut().map(SpoolOut::file) {
+            match o.spool_for(source).map(SpoolOut::file) {
                 Some(Ok(f)) => f.write(&line, pending),
                 Some(Err(e)) => {
                     o.write_error.get_or_insert_with(|| format!("{e:#}"));
@@ -124,9 +132,14 @@ impl Ledger {
             };
             match o.dead_letter.as_mut() {
                 Some(d) => d.write(&line, pending),
+                // A spool that could not take the record: it is still in its spool file, if any.
+                None if unwritten => self.unkept(&[pending]),
+                // Nowhere to keep it, and sending it again could not help.
                 None => {
-                    drop(o);
-                    return self.unkept(&[pending]);
+                    bump(&self.counters.lost);
+                    if let Some(file) = source {
+                        self.replay().settle(file, false);
+                    }
                 }
             }
         }
@@ -136,29 +149,17 @@ impl Ledger {
     /// A spool line that is not an envelope: to the dead-letter file, else beside its spool
     /// file as `NAME.bad`; counted either way, and the spool file stays if neither takes it.
     pub fn set_aside(&self, file: usize, path: &Path, line: &[u8], reason: &Reason) {
-        let mut o = self.outlets();
-        o.last_error = Some(reason.clone());
-        if let Some(d) = o.dead_letter.as_mut() {
-            let mut out = Vec::new();
+        if self.outlets().dead_letter.is_some() {
             let rec = Record {
                 value: Some(line),
                 ..Record::default()
             };
-            let error = reason.to_string();
-            let failure = Failure {
-                error: &error,
-                failed_at_ms: now_ms(),
-            };
-            envelope::write_line(&mut out, &rec, Some(&failure));
-            d.write(
-                &out,
-                Pending {
-                    fate: Fate::DeadLettered,
-                    source: None,
-                },
-            );
-            return;
+            // Permanent, so `failed` puts it in the dead-letter file; the line was never counted
+            // as out, so its spool file waits for nothing.
+            return self.failed(Origin::stdin(false), &rec, reason, false);
         }
+        let mut o = self.outlets();
+        o.last_error = Some(reason.clone());
         let mut bad = path.as_os_str().to_owned();
         bad.push(".bad");
         match append_synced(Path::new(&bad), line) {
@@ -214,21 +215,26 @@ impl Ledger {
     }
 
     /// Writes and syncs what failed since the last call; called once per batch of reports.
-    /// Lines the spool's disk refused go to the dead-letter file.
+    /// Lines a spool's disk refused go to the dead-letter file.
     pub fn sync(&self) -> Result<()> {
-        let mut o = self.outlets();
+        let mut guard = self.outlets();
+        let o = &mut *guard;
         let mut synced = Vec::new();
         let mut unkept = Vec::new();
         let mut first_error = None;
-        if let Some(f) = o.spool.as_mut().and_then(|s| s.file.as_mut()) {
+        let spools = o
+            .spool
+            .iter_mut()
+            .chain(o.respools.iter_mut().map(|(_, s)| s));
+        for f in spools.filter_map(|s| s.file.as_mut()) {
             match f.sync() {
-                Ok(p) => synced = p,
+                Ok(p) => synced.extend(p),
                 Err(Unsynced {
                     error,
                     lines,
                     pending,
                 }) => {
-                    first_error = Some(error);
+                    first_error.get_or_insert(error);
                     match o.dead_letter.as_mut() {
                         // Whole envelope lines: only where they count changes.
                         Some(d) => d.take_over(
@@ -238,7 +244,7 @@ impl Ledger {
                                 ..*p
                             }),
                         ),
-                        None => unkept = pending,
+                        None => unkept.extend(pending),
                     }
                 }
             }
@@ -255,7 +261,7 @@ impl Ledger {
         if let Some(e) = &first_error {
             o.write_error.get_or_insert_with(|| e.clone());
         }
-        drop(o);
+        drop(guard);
         self.settle(&synced);
         self.unkept(&unkept);
         match first_error {
@@ -274,18 +280,28 @@ impl Ledger {
         Ok(())
     }
 
-    /// Syncs and closes both files, publishes the spool file, then removes replayed spool files
-    /// whose records were all delivered or spooled again.
+    /// Syncs and closes the files and publishes the spool files; then removes replayed spool
+    /// files whose records were all delivered, dead-lettered, or spooled again in a published
+    /// file. A rewrite whose source must stay is thrown away instead.
     pub fn close(&self) -> Result<()> {
         let synced = self.sync();
-        let committed = {
-            let mut o = self.outlets();
-            match o.spool.as_mut() {
-                Some(s) => s.commit()?,
-                None => false,
+        let mut published = Vec::new();
+        {
+            let mut guard = self.outlets();
+            let o = &mut *guard;
+            if let Some(s) = o.spool.as_mut() {
+                s.commit()?;
             }
-        };
-        self.replay().finish(committed);
+            let replay = self.replay();
+            for (source, out) in &mut o.respools {
+                if replay.is_kept(*source) {
+                    out.discard();
+                } else if out.commit()? {
+                    published.push(*source);
+                }
+            }
+        }
+        self.replay().finish(|source| published.contains(&source));
         synced
     }
 
@@ -306,6 +322,35 @@ impl Ledger {
             o.spool.as_ref().map(|s| s.dir.clone()),
             o.dead_letter.as_ref().map(|d| d.path.clone()),
         )
+    }
+}
+
+impl Outlets {
+    /// The spool file for a record replayed from `source`, or read from stdin (`None`).
+    fn spool_for(&mut self, source: Option<usize>) -> Option<&mut SpoolOut> {
+        let Some(n) = source else {
+            return self.spool.as_mut();
+        };
+        let dir = self.spool.as_ref()?.dir.clone();
+        let i = match self.respools.iter().position(|(s, _)| *s == n) {
+            Some(i) => i,
+            None => {
+                let out = SpoolOut::new(&dir, &spool_name(self.started_ms, Some(n)));
+                self.respools.push((n, out));
+                self.respools.len() - 1
+            }
+        };
+        Some(&mut self.respools[i].1)
+    }
+}
+
+/// `<ms>-<pid>`, or `<ms>-<source>-<pid>` for a rewrite; the pid last, so a dead run's `.tmp`
+/// file is recognised (`spool::writer_is_gone`).
+fn spool_name(started_ms: i64, source: Option<usize>) -> String {
+    let pid = std::process::id();
+    match source {
+        None => format!("{started_ms}-{pid}"),
+        Some(n) => format!("{started_ms}-{n}-{pid}"),
     }
 }
 

@@ -130,6 +130,13 @@ impl SpoolOut {
         self.file.as_mut().context("spool file")
     }
 
+    /// Throws the file away unpublished.
+    pub fn discard(&mut self) {
+        if self.file.take().is_some() {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+
     /// Makes the spool file visible to the next run (call after a successful sync); returns
     /// whether there was one. A file that never held a synced line is removed instead.
     pub fn commit(&mut self) -> Result<bool> {

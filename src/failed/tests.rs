@@ -210,3 +210,21 @@ fn without_a_dead_letter_file_a_corrupt_spool_line_is_kept_beside_its_file() {
         b"garbage\n"
     );
 }
+
+#[test]
+fn a_replayed_record_that_fails_for_good_with_no_outlet_is_lost_and_its_file_goes() {
+    let d = tempfile::tempdir().unwrap();
+    let old = d.path().join("1-1.spool");
+    fs::write(&old, b"{}\n").unwrap();
+    let ledger = Ledger::new(None, Some(d.path())).unwrap();
+    let n = ledger.replay_add(old.clone());
+    ledger.replay_sent(n);
+    ledger.replay_read_done(n);
+    ledger.failed(Origin::spool(n, false), &rec(), &permanent(), false);
+    ledger.close().unwrap();
+    assert!(
+        !old.exists(),
+        "a record that can never be sent would be replayed forever"
+    );
+    assert_eq!(ledger.counters.snapshot().lost, 1);
+}

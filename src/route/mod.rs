@@ -128,11 +128,7 @@ impl Router {
             }
         }
         let mut static_headers = HeaderBuf::default();
-        for (name, t) in &header_templates {
-            if let Some(v) = t.as_static() {
-                static_headers.push(name, Some(v.as_bytes()));
-            }
-        }
+        push_static_headers(&header_templates, &mut static_headers);
         Ok(Router {
             format,
             topic,
@@ -194,11 +190,8 @@ impl Router {
             partition: r.partition,
             key: self.bytes(r.key, rec),
             value: self.bytes(r.value, rec),
-            headers: if headers.is_empty() {
-                Vec::new()
-            } else {
-                headers.list()
-            },
+            // An empty list does not allocate.
+            headers: headers.list(),
             timestamp: r.timestamp,
         }
     }
@@ -231,11 +224,7 @@ impl Router {
     /// `None` when no topic can be named for it.
     pub fn fallback<'a>(&'a mut self, rec: &'a [u8], reason: &str) -> Option<Record<'a>> {
         self.headers.clear();
-        for (name, t) in &self.header_templates {
-            if let Some(v) = t.as_static() {
-                self.headers.push(name, Some(v.as_bytes()));
-            }
-        }
+        push_static_headers(&self.header_templates, &mut self.headers);
         self.headers.push(ERROR_HEADER, Some(reason.as_bytes()));
         let topic = if self.topic_rendered {
             Some(self.topic_buf.as_str())
@@ -350,5 +339,14 @@ impl Router {
             partition: self.partition,
             timestamp,
         })
+    }
+}
+
+/// Adds the headers whose templates name no field (the same for every record).
+fn push_static_headers(templates: &[(String, Template)], out: &mut HeaderBuf) {
+    for (name, t) in templates {
+        if let Some(v) = t.as_static() {
+            out.push(name, Some(v.as_bytes()));
+        }
     }
 }

@@ -22,7 +22,7 @@ use crate::reason::Reason;
 use crate::say;
 use crate::wire::{header_list, Record};
 
-/// How long after start kpipe helps librdkafka to its idempotence producer id (see `nudge`).
+/// How long after start kpipe helps librdkafka to its idempotence producer id (see `warm_up`).
 const WARM_UP: Duration = Duration::from_secs(1);
 
 /// Shared with librdkafka: delivery reports, errors, logs and statistics land here.
