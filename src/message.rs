@@ -1,9 +1,25 @@
-//! Where a record came from, carried through librdkafka so its delivery report finds its way back.
+//! Where a record came from, carried through librdkafka so its delivery report finds its way
+//! back, with what the report itself cannot give: librdkafka reports -1 as the timestamp of a
+//! message that failed, so a record's own timestamp travels here, and the spool and the
+//! dead-letter file keep it.
+
+// The layout below needs 64 bits; kpipe is built for 64-bit Linux.
+const _: () = assert!(usize::BITS == 64);
+
+const PINNED: usize = 1;
+const HAS_TIMESTAMP: usize = 1 << 1;
+const FILE_SHIFT: u32 = 2;
+const FILE_BITS: u32 = 20;
+const TIMESTAMP_SHIFT: u32 = FILE_SHIFT + FILE_BITS;
+/// 42 bits of milliseconds reach the year 2109.
+const TIMESTAMP_MAX: i64 = (1 << (usize::BITS - TIMESTAMP_SHIFT)) - 1;
 
 /// Where a record came from, carried through librdkafka as the delivery opaque.
 ///
-/// Bit 0 says whether the partition was pinned (so a dead-letter line keeps it); the rest is
-/// the index of the spool file it was replayed from, 0 for standard input.
+/// Bit 0: the partition was pinned (so a dead-letter line keeps it). Bit 1: a timestamp
+/// follows. Bits 2–21: the spool file it was replayed from (1-based), 0 for standard input.
+/// Bits 22–63: the record's own timestamp in milliseconds since the epoch, when it had one
+/// (a timestamp before 1970 or after 2109 is not carried).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Origin(pub usize);
 
@@ -13,21 +29,72 @@ impl Origin {
         Origin(pinned as usize)
     }
 
-    /// A record replayed from spool file number `file` (1-based).
+    /// A record replayed from spool file number `file` (1-based; at most 2^20 - 1 per run).
     pub fn spool(file: usize, pinned: bool) -> Origin {
-        Origin(file << 1 | pinned as usize)
+        let file = file.min((1 << FILE_BITS) - 1);
+        Origin(file << FILE_SHIFT | pinned as usize)
+    }
+
+    /// The same origin, carrying the record's own timestamp.
+    pub fn with_timestamp(self, timestamp: Option<i64>) -> Origin {
+        match timestamp {
+            Some(ts) if (0..=TIMESTAMP_MAX).contains(&ts) => {
+                Origin(self.0 | HAS_TIMESTAMP | (ts as usize) << TIMESTAMP_SHIFT)
+            }
+            _ => self,
+        }
     }
 
     /// Whether the partition was chosen by the user rather than the partitioner.
     pub fn pinned(self) -> bool {
-        self.0 & 1 == 1
+        self.0 & PINNED != 0
     }
 
     /// The spool file this record was replayed from, if any.
     pub fn spool_file(self) -> Option<usize> {
-        match self.0 >> 1 {
+        match (self.0 >> FILE_SHIFT) & ((1 << FILE_BITS) - 1) {
             0 => None,
             n => Some(n),
         }
+    }
+
+    /// The record's own timestamp, if it had one.
+    pub fn timestamp(self) -> Option<i64> {
+        (self.0 & HAS_TIMESTAMP != 0).then_some((self.0 >> TIMESTAMP_SHIFT) as i64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_part_comes_back() {
+        let o = Origin::spool(7, true).with_timestamp(Some(1_795_597_200_500));
+        assert!(o.pinned());
+        assert_eq!(o.spool_file(), Some(7));
+        assert_eq!(o.timestamp(), Some(1_795_597_200_500));
+        let o = Origin::stdin(false);
+        assert!(!o.pinned());
+        assert_eq!((o.spool_file(), o.timestamp()), (None, None));
+        assert_eq!(
+            Origin::stdin(false).with_timestamp(Some(0)).timestamp(),
+            Some(0)
+        );
+    }
+
+    #[test]
+    fn timestamps_out_of_range_are_not_carried() {
+        for ts in [-1, TIMESTAMP_MAX + 1, i64::MAX] {
+            let o = Origin::spool(3, false).with_timestamp(Some(ts));
+            assert_eq!(o.timestamp(), None, "{ts}");
+            assert_eq!(o.spool_file(), Some(3));
+        }
+        assert_eq!(
+            Origin::stdin(true)
+                .with_timestamp(Some(TIMESTAMP_MAX))
+                .timestamp(),
+            Some(TIMESTAMP_MAX)
+        );
     }
 }

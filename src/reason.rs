@@ -70,8 +70,13 @@ pub enum Reason {
     },
     /// Malformed, and fallback-to-string has no topic to send it to.
     NoFallbackTopic { at: Position, problem: Problem },
-    /// Larger than `--max-record-size`.
-    TooLarge { at: Position, size: u64, limit: u64 },
+    /// Larger than `--max-record-size`; `cut`: only its first `size` bytes were kept.
+    TooLarge {
+        at: Position,
+        size: u64,
+        limit: u64,
+        cut: bool,
+    },
     /// The producer or the broker refused or gave up on it.
     Kafka {
         code: Option<RDKafkaErrorCode>,
@@ -130,7 +135,16 @@ impl fmt::Display for Reason {
                 f,
                 "{at}: {problem}; no topic to send it to (give --fallback-topic)"
             ),
-            Reason::TooLarge { at, size, limit } => write!(
+            Reason::TooLarge {
+                at,
+                limit,
+                cut: true,
+                ..
+            } => write!(
+                f,
+                "{at}: record larger than --max-record-size {limit}; cut at {limit} bytes, the rest dropped"
+            ),
+            Reason::TooLarge { at, size, limit, .. } => write!(
                 f,
                 "{at}: record of {size} bytes is larger than --max-record-size {limit}"
             ),
@@ -201,6 +215,7 @@ mod tests {
             at: AT,
             size: 9,
             limit: 8,
+            cut: false,
         };
         assert_eq!(large.kind(), Kind::Permanent);
         assert_eq!(Reason::Stopped.kind(), Kind::Passing);
@@ -235,6 +250,7 @@ mod tests {
             at: AT,
             size: 3000,
             limit: 100,
+            cut: false,
         };
         assert_eq!(
             r.to_string(),

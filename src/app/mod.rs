@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use crate::cli::{Cli, Format};
 use crate::config::Settings;
 use crate::exit::Status;
-use crate::input::{BlockReader, Fill, Framer, JsonFramer, LinesFramer, Piece};
+use crate::input::{BlockReader, Capped, Fill, Framer, JsonFramer, LinesFramer, Piece};
 use crate::message::Origin;
 use crate::reason::{Position, Reason};
 use crate::route::Router;
@@ -100,11 +100,20 @@ impl App {
         self.finish()
     }
 
+    /// The format's framer, capped at `--max-record-size` so no record grows the read buffer
+    /// past it.
     fn framer(&self) -> Box<dyn Framer> {
+        let limit = usize::try_from(self.s.max_record_size).unwrap_or(usize::MAX);
         match self.s.format {
-            Format::Json => Box::new(JsonFramer::new()),
-            Format::Lines => Box::new(LinesFramer::new(&self.s.delimiter)),
-            Format::Ndjson | Format::Envelope => Box::new(LinesFramer::new(b"\n")),
+            Format::Json => Box::new(Capped::new(JsonFramer::new(), limit, b"\n")),
+            Format::Lines => Box::new(Capped::new(
+                LinesFramer::new(&self.s.delimiter),
+                limit,
+                &self.s.delimiter,
+            )),
+            Format::Ndjson | Format::Envelope => {
+                Box::new(Capped::new(LinesFramer::new(b"\n"), limit, b"\n"))
+            }
         }
     }
 
@@ -174,7 +183,7 @@ impl App {
                 offset: input.offset(),
             };
             let bytes = &input.window()[..len];
-            if matches!(piece, Piece::Skip(_)) || self.s.format == Format::Json {
+            if matches!(piece, Piece::Skip(_) | Piece::Tail(_)) || self.s.format == Format::Json {
                 self.lines += memchr::memchr_iter(b'\n', bytes).count() as u64;
             }
             self.handle(piece, bytes, at);
@@ -214,7 +223,8 @@ impl App {
             Decision::Skip => {}
             Decision::Send => {
                 let rec = self.router.record(bytes);
-                self.out.send(&rec, Origin::stdin(rec.partition.is_some()));
+                let origin = Origin::stdin(rec.partition.is_some()).with_timestamp(rec.timestamp);
+                self.out.send(&rec, origin);
             }
             Decision::SendAsString(reason) => {
                 bump(&self.out.ledger.counters.malformed_sent);

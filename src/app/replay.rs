@@ -86,8 +86,10 @@ impl App {
                 let rec = self.replay_router.record(line);
                 self.out.ledger.replay_sent(index);
                 bump(&self.out.ledger.counters.replayed);
-                self.out
-                    .send(&rec, Origin::spool(index, rec.partition.is_some()));
+                self.out.send(
+                    &rec,
+                    Origin::spool(index, rec.partition.is_some()).with_timestamp(rec.timestamp),
+                );
             }
             Err(problem) => {
                 let reason = Reason::CorruptSpool {

@@ -91,7 +91,16 @@ pub fn decide(
     router: &mut impl Route,
 ) -> Decision {
     let framing = match piece {
-        Piece::Skip(_) => return Decision::Skip,
+        Piece::Skip(_) | Piece::Tail(_) => return Decision::Skip,
+        Piece::Cut(n) => {
+            router.forget();
+            return Decision::Fail(Reason::TooLarge {
+                at,
+                size: n as u64,
+                limit: policy.max_record_size,
+                cut: true,
+            });
+        }
         Piece::Malformed(_, why) => Some(Problem::Framing(why)),
         Piece::Record(_) => None,
     };
@@ -102,6 +111,7 @@ pub fn decide(
             at,
             size,
             limit: policy.max_record_size,
+            cut: false,
         });
     }
     let problem = match framing {

@@ -115,6 +115,7 @@ fn a_record_over_the_limit_fails_whatever_the_mode_and_is_not_routed() {
             at: AT,
             size: 11,
             limit: 10,
+            cut: false,
         };
         assert_eq!(d, Decision::Fail(too_large.clone()));
         assert_eq!((r.routed, r.forgotten), (0, 1));
@@ -269,6 +270,7 @@ fn quiet_reports_nothing() {
         at: AT,
         size: 11,
         limit: 10,
+        cut: false,
     });
     assert_eq!(d.report(&quiet), None);
     let d = Decision::Drop(malformed(Problem::BadTimestamp, false));
@@ -291,4 +293,40 @@ fn an_invalid_topic_fails_whatever_the_mode() {
         assert_eq!(d, Decision::Fail(malformed(invalid.clone(), false)));
         assert!(d.malformed());
     }
+}
+
+#[test]
+fn a_record_cut_at_the_limit_fails_marked_as_cut_and_its_tail_is_skipped() {
+    let mut r = Fake::ok();
+    let d = decide(
+        Piece::Cut(10),
+        b"0123456789",
+        AT,
+        true,
+        &policy(OnError::Exit),
+        &mut r,
+    );
+    assert_eq!(
+        d,
+        Decision::Fail(Reason::TooLarge {
+            at: AT,
+            size: 10,
+            limit: 10,
+            cut: true
+        })
+    );
+    let Decision::Fail(reason) = &d else {
+        unreachable!()
+    };
+    assert!(reason.to_string().contains("cut at 10 bytes"));
+    assert_eq!(r.routed, 0);
+    let d = decide(
+        Piece::Tail(5),
+        b"abcde",
+        AT,
+        true,
+        &policy(OnError::Exit),
+        &mut r,
+    );
+    assert_eq!(d, Decision::Skip);
 }

@@ -157,6 +157,10 @@ impl Framer for JsonFramer {
         }
         piece
     }
+
+    fn reset(&mut self) {
+        self.scan = None;
+    }
 }
 
 #[cfg(test)]
@@ -173,7 +177,7 @@ mod tests {
             match p {
                 Piece::Record(_) => out.push((text, "ok")),
                 Piece::Malformed(_, why) => out.push((text, why)),
-                Piece::Skip(_) => {}
+                Piece::Skip(_) | Piece::Cut(_) | Piece::Tail(_) => {}
             }
             at += p.len();
         }

@@ -51,6 +51,10 @@ impl Framer for LinesFramer {
             }
         }
     }
+
+    fn reset(&mut self) {
+        self.searched = 0;
+    }
 }
 
 #[cfg(test)]

@@ -1,9 +1,11 @@
 //! Standard input cut into records: a block reader and one framer per format.
 
+mod capped;
 pub mod json;
 mod lines;
 mod reader;
 
+pub use capped::Capped;
 pub use json::JsonFramer;
 pub use lines::LinesFramer;
 pub use reader::{BlockReader, Fill};
@@ -17,13 +19,21 @@ pub enum Piece {
     Skip(usize),
     /// Bytes that cannot be a record of this format, with the reason.
     Malformed(usize, &'static str),
+    /// The first bytes of a record longer than the limit, cut there (`Capped`).
+    Cut(usize),
+    /// The rest of a cut record, dropped up to the next delimiter.
+    Tail(usize),
 }
 
 impl Piece {
     /// How many input bytes the piece covers.
     pub fn len(self) -> usize {
         match self {
-            Piece::Record(n) | Piece::Skip(n) | Piece::Malformed(n, _) => n,
+            Piece::Record(n)
+            | Piece::Skip(n)
+            | Piece::Malformed(n, _)
+            | Piece::Cut(n)
+            | Piece::Tail(n) => n,
         }
     }
 
@@ -38,6 +48,9 @@ pub trait Framer {
     /// Returns the piece that starts `window`, or `None` when more input is needed.
     /// At `eof`, returns `None` only for an empty window.
     fn next_piece(&mut self, window: &[u8], eof: bool) -> Option<Piece>;
+
+    /// Forgets a record in progress (its bytes were taken away).
+    fn reset(&mut self);
 }
 
 /// Cuts a whole buffer into pieces; used by tests and property checks.
@@ -132,6 +145,20 @@ mod properties {
                 prop_assert_eq!(total, input.len(), "{} lost or doubled bytes", name);
                 let streamed = merge_skips(split_streaming(make().as_mut(), &input, &chunks));
                 prop_assert_eq!(&streamed, &whole, "{} framed differently when streamed", name);
+            }
+        }
+
+        /// A capped framer, read in any chunks, still accounts for every byte, and never lets a
+        /// record grow past its limit before cutting it.
+        #[test]
+        fn a_capped_framer_accounts_for_every_byte(input in bytes_with_structure(), chunks in prop::collection::vec(1usize..64, 1..8), limit in 1usize..40) {
+            let mut lines = Capped::new(LinesFramer::new(b"\n"), limit, b"\n");
+            let mut json = Capped::new(JsonFramer::new(), limit, b"\n");
+            for f in [&mut lines as &mut dyn Framer, &mut json] {
+                let pieces = split_streaming(f, &input, &chunks);
+                let total: usize = pieces.iter().map(|p| p.len()).sum();
+                prop_assert_eq!(total, input.len());
+                prop_assert!(pieces.iter().all(|p| !matches!(p, Piece::Cut(n) if *n != limit)));
             }
         }
     }

@@ -86,7 +86,8 @@ impl Context {
             key: msg.key(),
             value: msg.payload(),
             headers: header_list(msg.headers()),
-            timestamp: msg.timestamp().to_millis(),
+            // librdkafka gives a failed message no timestamp; the record's own travelled along.
+            timestamp: origin.timestamp().or_else(|| msg.timestamp().to_millis()),
         };
         self.ledger.failed(origin, &rec, &self.reason(e), in_doubt);
     }

@@ -229,3 +229,108 @@ fn a_topic_with_a_nul_byte_is_dead_lettered_at_once_and_never_spooled() {
     assert_eq!(read_lines(&dl).len(), 1);
     assert!(spool_files(&spool).is_empty());
 }
+
+#[test]
+fn an_endless_line_is_cut_at_the_limit_and_memory_stays_bounded() {
+    use std::io::Write;
+    let dir = temp_dir("endless");
+    let dl = dir.join("dead.ndjson");
+    let topic = fresh_topic("endless");
+    let mut child = spawn(&[
+        "-b",
+        shared_brokers(),
+        "-t",
+        &topic,
+        "--max-record-size",
+        "1MiB",
+        "--dead-letter",
+        dl.to_str().unwrap(),
+    ]);
+    let mut stdin = child.stdin.take().unwrap();
+    let chunk = vec![b'x'; 1 << 20];
+    for _ in 0..200 {
+        stdin.write_all(&chunk).unwrap();
+    }
+    stdin.flush().unwrap();
+    // The peak so far, read while kpipe still runs: 200 MB went in without a newline.
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    let peak_kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    stdin.write_all(b"\nafter\n").unwrap();
+    drop(stdin);
+    let run = wait_with_limit(child, WAIT);
+    assert!(peak_kb < 100_000, "peak RSS {peak_kb} kB");
+    assert_eq!(run.code(), 75, "{}", run.stderr);
+    let dead = read_lines(&dl);
+    assert_eq!(dead.len(), 1, "{}", run.stderr);
+    let v: serde_json::Value = serde_json::from_str(&dead[0]).unwrap();
+    assert_eq!(v["value"].as_str().map(str::len), Some(1 << 20));
+    let error = v["error"].as_str().unwrap();
+    assert!(
+        error.contains("byte 0") && error.contains("cut at 1048576 bytes"),
+        "{error}"
+    );
+    let landed = read_topic(shared_brokers(), &topic, 1, WAIT);
+    assert_eq!(landed.len(), 1);
+    assert_eq!(landed[0].value_str(), "after");
+}
+
+#[test]
+fn timestamp_key_headers_and_partition_survive_the_spool() {
+    let b = shared_brokers();
+    let topic = fresh_topic("roundtrip");
+    create_topic(b, &topic, 2, 1, &[]);
+    let dir = temp_dir("roundtrip");
+    let spool = dir.join("spool");
+    let line = serde_json::json!({
+        "topic": topic, "partition": 1, "key": "/w==", "key_encoding": "base64",
+        "value": "v", "headers": {"h": "x", "n": null}, "timestamp": 1_795_597_200_500_i64,
+    })
+    .to_string();
+    let first = kpipe(
+        &[
+            "-b",
+            "127.0.0.1:1",
+            "-f",
+            "envelope",
+            "--delivery-timeout",
+            "1s",
+            "--spool",
+            spool.to_str().unwrap(),
+        ],
+        format!("{line}\n").as_bytes(),
+    );
+    assert_eq!(first.code(), 69, "{}", first.stderr);
+    let files = spool_files(&spool);
+    let spooled: serde_json::Value = serde_json::from_str(&read_lines(&files[0])[0]).unwrap();
+    assert_eq!(spooled["timestamp"], 1_795_597_200_500_i64);
+    assert_eq!(spooled["partition"], 1);
+    let second = kpipe(
+        &[
+            "-b",
+            b,
+            "-f",
+            "envelope",
+            "--spool",
+            spool.to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert_eq!(second.code(), 0, "{}", second.stderr);
+    let landed = read_topic(b, &topic, 1, WAIT);
+    assert_eq!(landed.len(), 1);
+    let r = &landed[0];
+    assert_eq!(r.timestamp, Some(1_795_597_200_500));
+    assert_eq!(r.partition, 1);
+    assert_eq!(r.key.as_deref(), Some(&b"\xff"[..]));
+    assert_eq!(
+        r.headers,
+        vec![
+            ("h".to_string(), Some(b"x".to_vec())),
+            ("n".to_string(), None)
+        ]
+    );
+}
