@@ -178,7 +178,14 @@ pub fn classify(code: Option<RDKafkaErrorCode>) -> Kind {
             | PolicyViolation
             | UnsupportedForMessageFormat
             | InvalidRequiredAcks
-            | InvalidArgument,
+            | InvalidArgument
+            // Refused for what the record is: sending it again cannot help.
+            | InvalidTimestamp
+            | UnsupportedCompressionType
+            // librdkafka's own verdicts on one message.
+            | BadMessage
+            | InvalidType
+            | UnsupportedFeature,
         ) => Kind::Permanent,
         _ => Kind::Passing,
     }
@@ -197,6 +204,11 @@ mod tests {
     fn sorts_errors() {
         assert_eq!(classify(Some(MessageSizeTooLarge)), Kind::Permanent);
         assert_eq!(classify(Some(TopicAuthorizationFailed)), Kind::Permanent);
+        assert_eq!(classify(Some(InvalidTimestamp)), Kind::Permanent);
+        assert_eq!(classify(Some(BadMessage)), Kind::Permanent);
+        assert_eq!(classify(Some(UnknownPartition)), Kind::Permanent);
+        assert_eq!(classify(Some(NotLeaderForPartition)), Kind::Passing);
+        assert_eq!(classify(Some(RequestTimedOut)), Kind::Passing);
         assert_eq!(classify(Some(MessageTimedOut)), Kind::Passing);
         assert_eq!(classify(Some(PurgeQueue)), Kind::Passing);
         assert_eq!(classify(Some(AllBrokersDown)), Kind::Passing);

@@ -8,4 +8,5 @@ mod failure_paths;
 mod faults;
 mod forwarding;
 mod framing;
+mod random_runs;
 mod syslog_ng;
