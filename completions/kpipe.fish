@@ -18,7 +18,7 @@ silently-fallback-to-string\t'As fallback-to-string, without the report'
 drop-message\t'Do not send it; report on stderr'
 silently-drop-message\t'Do not send it; no report'
 exit\t'Deliver what came before, then exit 65'"
-complete -c kpipe -l max-record-size -d 'Largest record sent; larger ones take the error path [default: message.max.bytes]' -r
+complete -c kpipe -l max-record-size -d 'Largest record sent; larger ones are dead-lettered, cut at SIZE while read [default: message.max.bytes]' -r
 complete -c kpipe -s X -l property -d 'librdkafka property KEY=VALUE, passed as-is (repeatable), like kcat -X' -r
 complete -c kpipe -l acks -d 'Acknowledgements required; 1 and 0 turn idempotence off' -r -f -a "all\t'Every in-sync replica has the record; idempotence on (the default)'
 1\t'The leader has written it; idempotence off'

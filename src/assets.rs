@@ -59,7 +59,9 @@ is missing and no --fallback-topic is given, or when --timestamp-field is not a 
 Reports name the line number and byte offset and are rate-limited. When fallback-to-string \
 has no topic to send a record to (its topic is a template), the record goes to the dead-letter \
 file, or counts as not delivered. Records larger than --max-record-size go to the dead-letter \
-file whatever the mode. The exit summary counts malformed records per outcome.",
+file whatever the mode; one that grows past the limit before it ends is cut there as soon as it \
+is that long (its first SIZE bytes are dead-lettered, marked as cut, and the rest is dropped up to \
+the next delimiter), so no input makes kpipe hold more than the limit of one record. The exit summary counts malformed records per outcome.",
     ),
     (
         "TEMPLATES",

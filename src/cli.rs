@@ -156,7 +156,7 @@ pub struct Cli {
     #[arg(long, value_enum, default_value_t = OnError::FallbackToString, value_name = "MODE")]
     pub on_error: OnError,
 
-    /// Largest record sent; larger ones take the error path [default: message.max.bytes].
+    /// Largest record sent; larger ones are dead-lettered, cut at SIZE while read [default: message.max.bytes].
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub max_record_size: Option<u64>,
 
