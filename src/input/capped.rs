@@ -59,32 +59,15 @@ impl<F: Framer> Framer for Capped<F> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{split_all, LinesFramer};
+    use super::super::{split_all, split_streaming, LinesFramer};
     use super::*;
-
-    /// Feeds `input` `chunk` bytes at a time, as a pipe would.
-    fn streamed(f: &mut dyn Framer, input: &[u8], chunk: usize) -> Vec<Piece> {
-        let mut out = Vec::new();
-        let (mut start, mut end) = (0, 0);
-        loop {
-            let eof = end == input.len();
-            while let Some(p) = f.next_piece(&input[start..end], eof) {
-                start += p.len();
-                out.push(p);
-            }
-            if eof {
-                return out;
-            }
-            end = (end + chunk).min(input.len());
-        }
-    }
 
     #[test]
     fn a_record_without_end_is_cut_at_the_limit_and_the_rest_dropped() {
         let mut f = Capped::new(LinesFramer::new(b"\n"), 8, b"\n");
         let input = b"ok\n0123456789abcdefghij\nnext\n";
         assert_eq!(
-            streamed(&mut f, input, 4),
+            split_streaming(&mut f, input, &[4]),
             vec![
                 Piece::Record(2),
                 Piece::Skip(1),
@@ -113,7 +96,7 @@ mod tests {
     #[test]
     fn a_cut_record_that_never_ends_is_dropped_to_eof() {
         let mut f = Capped::new(LinesFramer::new(b"\n"), 4, b"\n");
-        let pieces = streamed(&mut f, &[b'x'; 20], 8);
+        let pieces = split_streaming(&mut f, &[b'x'; 20], &[8]);
         assert_eq!(pieces[0], Piece::Cut(4));
         assert!(pieces[1..].iter().all(|p| matches!(p, Piece::Tail(_))));
         assert_eq!(pieces.iter().map(|p| p.len()).sum::<usize>(), 20);

@@ -65,32 +65,33 @@ pub fn split_all(framer: &mut dyn Framer, input: &[u8]) -> Vec<Piece> {
     out
 }
 
+/// Feeds `input` in chunks of the given sizes, as reads from a pipe would arrive.
+#[cfg(test)]
+pub fn split_streaming(framer: &mut dyn Framer, input: &[u8], chunks: &[usize]) -> Vec<Piece> {
+    let mut out = Vec::new();
+    let (mut start, mut end) = (0, 0);
+    let mut sizes = chunks.iter().cycle();
+    loop {
+        let eof = end == input.len();
+        while let Some(p) = framer.next_piece(&input[start..end], eof) {
+            assert!(
+                !p.is_empty() && start + p.len() <= end,
+                "piece {p:?} outside the window"
+            );
+            start += p.len();
+            out.push(p);
+        }
+        if eof {
+            return out;
+        }
+        end = (end + sizes.next().copied().unwrap_or(1).max(1)).min(input.len());
+    }
+}
+
 #[cfg(test)]
 mod properties {
     use super::*;
     use proptest::prelude::*;
-
-    /// Feeds `input` in chunks of the given sizes, as reads from a pipe would arrive.
-    fn split_streaming(framer: &mut dyn Framer, input: &[u8], chunks: &[usize]) -> Vec<Piece> {
-        let mut out = Vec::new();
-        let (mut start, mut end) = (0, 0);
-        let mut sizes = chunks.iter().cycle();
-        loop {
-            let eof = end == input.len();
-            while let Some(p) = framer.next_piece(&input[start..end], eof) {
-                assert!(
-                    !p.is_empty() && start + p.len() <= end,
-                    "piece {p:?} outside the window"
-                );
-                start += p.len();
-                out.push(p);
-            }
-            if eof {
-                return out;
-            }
-            end = (end + sizes.next().copied().unwrap_or(1).max(1)).min(input.len());
-        }
-    }
 
     /// Joins neighbouring delimiter pieces: where a run of blank space is cut depends on reads.
     fn merge_skips(pieces: Vec<Piece>) -> Vec<Piece> {
