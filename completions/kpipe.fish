@@ -1,4 +1,4 @@
-complete -c kpipe -s b -l brokers -d 'Bootstrap brokers, comma-separated host:port' -r
+complete -c kpipe -s b -l brokers -d 'Bootstrap brokers, comma-separated host:port [default: bootstrap.servers from -F, else localhost:9092]' -r
 complete -c kpipe -l host -d 'Broker host, as in the original syslog-ng destination (overrides --brokers)' -r
 complete -c kpipe -l port -d 'Broker port, with --host (default 9092)' -r
 complete -c kpipe -s t -l topic -d 'Topic, or a template such as \'logs.${PROGRAM}\'' -r
@@ -19,7 +19,16 @@ drop-message\t'Do not send it; report on stderr'
 silently-drop-message\t'Do not send it; no report'
 exit\t'Deliver what came before, then exit 65'"
 complete -c kpipe -l max-record-size -d 'Largest record sent; larger ones are dead-lettered, cut at SIZE while read [default: message.max.bytes]' -r
-complete -c kpipe -s X -l property -d 'librdkafka property KEY=VALUE, passed as-is (repeatable), like kcat -X' -r
+complete -c kpipe -s X -l property -d 'librdkafka property KEY=VALUE, passed as-is (repeatable), like kcat -X; never a secret' -r
+complete -c kpipe -s F -l config -d 'librdkafka properties from FILE (key=value lines, # comments), like kcat -F; flags and -X override it. A file holding a secret must not be readable by group or others' -r -F
+complete -c kpipe -l ca -d 'CA certificates (PEM) to verify the brokers with; implies --tls' -r -F
+complete -c kpipe -l cert -d 'Client certificate (PEM) for mutual TLS, with --tls-key; implies --tls' -r -F
+complete -c kpipe -l tls-key -d 'Client private key (PEM) for mutual TLS (--key is the record key)' -r -F
+complete -c kpipe -l sasl-mechanism -d 'SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (SASL_SSL with --tls, else SASL_PLAINTEXT)' -r -f -a "PLAIN\t'User name and password, sent as they are (use with --tls)'
+SCRAM-SHA-256\t'Salted challenge-response with SHA-256'
+SCRAM-SHA-512\t'Salted challenge-response with SHA-512'"
+complete -c kpipe -l sasl-username -d 'SASL user name' -r
+complete -c kpipe -l sasl-password-file -d 'File whose first line is the SASL password (mode 600); or set KPIPE_SASL_PASSWORD' -r -F
 complete -c kpipe -l acks -d 'Acknowledgements required; 1 and 0 turn idempotence off' -r -f -a "all\t'Every in-sync replica has the record; idempotence on (the default)'
 1\t'The leader has written it; idempotence off'
 0\t'Not acknowledged at all; idempotence off'"
@@ -33,6 +42,8 @@ complete -c kpipe -l shutdown-timeout -d 'After SIGTERM/SIGINT (or at EOF with -
 complete -c kpipe -l stats -d 'Write statistics as JSON lines to FILE, or `-` for stderr' -r
 complete -c kpipe -l stats-interval -d 'How often to write --stats lines' -r
 complete -c kpipe -l dry-run -d 'Print each record as it would be sent, in envelope form, to stdout; no broker'
+complete -c kpipe -l tls -d 'Connect with TLS (security.protocol SSL, or SASL_SSL with --sasl-mechanism)'
+complete -c kpipe -l tls-insecure -d 'Do not verify the brokers\' certificates or names (warned on stderr); implies --tls'
 complete -c kpipe -l no-progress -d 'Never show the live progress line, even on a terminal'
 complete -c kpipe -s q -l quiet -d 'Print nothing on success and one line on failure'
 complete -c kpipe -s v -l verbose -d 'More detail on stderr; twice shows librdkafka\'s own log'

@@ -122,7 +122,11 @@ SIGHUP reopens the dead-letter file (for logrotate). SIGUSR1 prints the statisti
         "ENVIRONMENT",
         "KPIPE_BROKERS: default for --brokers.
 
-KPIPE_TOPIC: default for --topic.",
+KPIPE_TOPIC: default for --topic.
+
+KPIPE_CONFIG: default for -F.
+
+KPIPE_SASL_PASSWORD: the SASL password, when no --sasl-password-file is given.",
     ),
     (
         "EXAMPLES",

@@ -54,6 +54,20 @@ impl OnError {
     }
 }
 
+/// How kpipe authenticates with SASL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SaslMechanism {
+    /// User name and password, sent as they are (use with --tls).
+    #[value(name = "PLAIN")]
+    Plain,
+    /// Salted challenge-response with SHA-256.
+    #[value(name = "SCRAM-SHA-256")]
+    ScramSha256,
+    /// Salted challenge-response with SHA-512.
+    #[value(name = "SCRAM-SHA-512")]
+    ScramSha512,
+}
+
 /// Which acknowledgement the broker gives before a record counts as delivered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Acks {
@@ -76,6 +90,13 @@ with acks=all and the idempotent producer. It waits for every acknowledgement be
 its exit status says whether every record landed. What cannot be delivered goes to the spool \
 (--spool, sent first by the next run) or the dead-letter file (--dead-letter), never silently away.";
 
+/// `kpipe --version`: what this build can speak (a unit test checks librdkafka agrees).
+pub const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    "\nlibrdkafka 2.12.1 (bundled, with kpipe's patch)\n",
+    "built in: TLS (OpenSSL 3, vendored), SASL PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, gzip"
+);
+
 const AFTER_HELP: &str = "\
 Examples:
   tail -F app.log | kpipe -b k1:9092 -t app
@@ -93,20 +114,16 @@ SIGUSR1 prints the statistics line.";
 #[command(
     name = "kpipe",
     version,
+    long_version = LONG_VERSION,
     about = "Forward records from standard input to Apache Kafka, losing none",
     long_about = LONG_ABOUT,
     max_term_width = 100
 )]
 pub struct Cli {
-    /// Bootstrap brokers, comma-separated host:port.
-    #[arg(
-        short = 'b',
-        long,
-        env = "KPIPE_BROKERS",
-        value_name = "LIST",
-        default_value = "localhost:9092"
-    )]
-    pub brokers: String,
+    /// Bootstrap brokers, comma-separated host:port [default: bootstrap.servers from -F, else
+    /// localhost:9092].
+    #[arg(short = 'b', long, env = "KPIPE_BROKERS", value_name = "LIST")]
+    pub brokers: Option<String>,
 
     /// Broker host, as in the original syslog-ng destination (overrides --brokers).
     #[arg(long, value_name = "HOST")]
@@ -164,9 +181,51 @@ pub struct Cli {
     #[arg(long)]
     pub dry_run: bool,
 
-    /// librdkafka property KEY=VALUE, passed as-is (repeatable), like kcat -X.
+    /// librdkafka property KEY=VALUE, passed as-is (repeatable), like kcat -X; never a secret.
     #[arg(short = 'X', long = "property", value_name = "KEY=VALUE")]
     pub properties: Vec<String>,
+
+    /// librdkafka properties from FILE (key=value lines, # comments), like kcat -F; flags and -X
+    /// override it. A file holding a secret must not be readable by group or others.
+    #[arg(
+        short = 'F',
+        long = "config",
+        env = "KPIPE_CONFIG",
+        value_name = "FILE"
+    )]
+    pub config_file: Option<PathBuf>,
+
+    /// Connect with TLS (security.protocol SSL, or SASL_SSL with --sasl-mechanism).
+    #[arg(long)]
+    pub tls: bool,
+
+    /// CA certificates (PEM) to verify the brokers with; implies --tls.
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+
+    /// Client certificate (PEM) for mutual TLS, with --tls-key; implies --tls.
+    #[arg(long, value_name = "FILE")]
+    pub cert: Option<PathBuf>,
+
+    /// Client private key (PEM) for mutual TLS (--key is the record key).
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Do not verify the brokers' certificates or names (warned on stderr); implies --tls.
+    #[arg(long)]
+    pub tls_insecure: bool,
+
+    /// SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (SASL_SSL with --tls, else SASL_PLAINTEXT).
+    #[arg(long, value_enum, value_name = "MECHANISM", ignore_case = true)]
+    pub sasl_mechanism: Option<SaslMechanism>,
+
+    /// SASL user name.
+    #[arg(long, value_name = "NAME")]
+    pub sasl_username: Option<String>,
+
+    /// File whose first line is the SASL password (mode 600); or set KPIPE_SASL_PASSWORD.
+    #[arg(long, value_name = "FILE")]
+    pub sasl_password_file: Option<PathBuf>,
 
     /// Acknowledgements required; 1 and 0 turn idempotence off.
     #[arg(long, value_enum, default_value_t = Acks::All, value_name = "ACKS")]

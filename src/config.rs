@@ -8,6 +8,7 @@ use rdkafka::ClientConfig;
 
 use crate::cli::{Acks, Cli, Format, OnError};
 use crate::route::{self, Router};
+use crate::security::{Security, SECRET_KEYS};
 use crate::units::unescape;
 
 /// librdkafka's default `message.max.bytes`, used when neither `-X` nor `--max-record-size` set one.
@@ -31,17 +32,31 @@ pub struct Settings {
     pub quiet: bool,
     pub verbose: u8,
     pub acks: Acks,
-    /// The producer configuration, friendly flags first, then `-X` as given.
+    /// The producer configuration: kpipe's defaults, `-F`, the flags, then `-X`.
     pub client: ClientConfig,
+    /// The secrets in it, to redact from every message.
+    pub security: Security,
+    /// `--tls-insecure`: certificates are not checked.
+    pub tls_insecure: bool,
 }
 
 impl Settings {
     /// Checks the command line and resolves it into settings and the router they describe.
     pub fn from_cli(cli: Cli) -> Result<(Settings, Router)> {
+        let security = Security::from_cli(&cli)?;
+        let from_file = security
+            .file
+            .iter()
+            .find(|(k, _)| k == "bootstrap.servers" || k == "metadata.broker.list")
+            .map(|(_, v)| v.clone());
         let brokers = match (&cli.host, cli.port) {
             (Some(host), port) => format!("{host}:{}", port.unwrap_or(9092)),
             (None, Some(_)) => bail!("--port needs --host; or give both as --brokers HOST:PORT"),
-            (None, None) => cli.brokers.clone(),
+            (None, None) => cli
+                .brokers
+                .clone()
+                .or(from_file)
+                .unwrap_or_else(|| "localhost:9092".into()),
         };
         let properties = parse_properties(&cli.properties)?;
         let max_record_size = match cli.max_record_size {
@@ -77,7 +92,7 @@ impl Settings {
                 key_delimiter,
             },
         )?;
-        let client = client_config(&cli, &brokers, &properties)?;
+        let client = client_config(&cli, &brokers, &properties, &security)?;
         let settings = Settings {
             brokers,
             format: cli.format,
@@ -96,6 +111,8 @@ impl Settings {
             verbose: cli.verbose,
             acks: cli.acks,
             client,
+            tls_insecure: cli.tls_insecure,
+            security,
         };
         Ok((settings, router))
     }
@@ -125,6 +142,15 @@ pub const OWNED_BY_FLAGS: &[(&str, &str)] = &[
     ("queue.buffering.max.kbytes", "--max-buffered"),
     ("queue.buffering.max.messages", "--max-buffered"),
     ("statistics.interval.ms", "--stats-interval"),
+    ("security.protocol", "--tls or --sasl-mechanism"),
+    ("ssl.ca.location", "--ca"),
+    ("ssl.certificate.location", "--cert"),
+    ("ssl.key.location", "--tls-key"),
+    ("enable.ssl.certificate.verification", "--tls-insecure"),
+    ("ssl.endpoint.identification.algorithm", "--tls-insecure"),
+    ("sasl.mechanism", "--sasl-mechanism"),
+    ("sasl.mechanisms", "--sasl-mechanism"),
+    ("sasl.username", "--sasl-username"),
 ];
 
 /// Bytes of `--max-buffered` per record librdkafka may queue (see `client_config`).
@@ -143,15 +169,32 @@ fn client_config(
     cli: &Cli,
     brokers: &str,
     properties: &[(String, String)],
+    security: &Security,
 ) -> Result<ClientConfig> {
     for (key, _) in properties {
+        if SECRET_KEYS.contains(&key.as_str()) {
+            bail!("-X {key} would put a secret on the command line, where ps shows it: use --sasl-password-file, {} or a -F file", crate::security::PASSWORD_ENV);
+        }
         if let Some((_, flag)) = OWNED_BY_FLAGS.iter().find(|(k, _)| k == key) {
             bail!("-X {key} is set by {flag}; use {flag} instead, so the two cannot disagree");
         }
     }
     let mut c = ClientConfig::new();
+    // kpipe's own defaults first, so that -F may change them; then -F; then the flags.
+    c.set("client.id", "kpipe")
+        .set("linger.ms", "5")
+        .set("batch.size", "1000000")
+        // Keyed records land where the Java client would put them.
+        .set("partitioner", "murmur2_random")
+        .set("log.connection.close", "false")
+        // Connect to every broker as soon as metadata names it, not when the first batch for it
+        // is ready: the idempotent producer needs a connected broker for its producer id, and
+        // waiting for one made a one-record run take 60 ms instead of 15.
+        .set("enable.sparse.connections", "false");
+    for (k, v) in &security.file {
+        c.set(k, v);
+    }
     c.set("bootstrap.servers", brokers)
-        .set("client.id", "kpipe")
         .set(
             "acks",
             match cli.acks {
@@ -199,16 +242,10 @@ fn client_config(
             (cli.max_buffered / BYTES_PER_QUEUED_RECORD)
                 .clamp(1000, 1_000_000)
                 .to_string(),
-        )
-        .set("linger.ms", "5")
-        .set("batch.size", "1000000")
-        // Keyed records land where the Java client would put them.
-        .set("partitioner", "murmur2_random")
-        .set("log.connection.close", "false")
-        // Connect to every broker as soon as metadata names it, not when the first batch for it
-        // is ready: the idempotent producer needs a connected broker for its producer id, and
-        // waiting for one made a one-record run take 60 ms instead of 15.
-        .set("enable.sparse.connections", "false");
+        );
+    for (k, v) in &security.flags {
+        c.set(k, v);
+    }
     // rdkafka asks the `log` crate which librdkafka levels to forward; kpipe has no logger, so
     // the level is set here: warnings with -v, everything (and `-X debug=...`) with -vv.
     c.set_log_level(match cli.verbose {

@@ -11,9 +11,13 @@ pub enum Status {
     Unavailable,
     /// Some records were not delivered: they are in the spool or dead-letter file, or lost.
     TempFail,
+    /// The spool directory cannot be used safely (another owner, writable by others).
+    CantCreat,
     /// Standard input or an output file failed: worse than undelivered records, since a file
     /// kpipe keeps them in may be what failed.
     IoErr,
+    /// The brokers refused kpipe's credentials.
+    NoPerm,
     /// A configuration the producer refused (`-X`, unreadable files).
     Config,
     /// Bad command-line usage (clap uses the same code).
@@ -33,6 +37,8 @@ impl Status {
             Status::Software => 70,
             Status::IoErr => 74,
             Status::TempFail => 75,
+            Status::CantCreat => 73,
+            Status::NoPerm => 77,
             Status::Config => 78,
         }
     }
@@ -57,9 +63,13 @@ pub const TABLE: &[(Status, &str)] = &[
     ),
     (
         Status::Unavailable,
-        "no broker could be reached (EX_UNAVAILABLE)",
+        "no broker could be reached, or TLS to it failed (EX_UNAVAILABLE)",
     ),
     (Status::Software, "internal error, a bug (EX_SOFTWARE)"),
+    (
+        Status::CantCreat,
+        "the spool directory is not safe to use: another user's, or writable by group or others (EX_CANTCREAT)",
+    ),
     (
         Status::IoErr,
         "reading standard input or writing an output file failed (EX_IOERR)",
@@ -67,6 +77,10 @@ pub const TABLE: &[(Status, &str)] = &[
     (
         Status::TempFail,
         "some records were not delivered; they are in the spool or dead-letter file when one was given, else lost and counted (EX_TEMPFAIL)",
+    ),
+    (
+        Status::NoPerm,
+        "the brokers refused the SASL credentials (EX_NOPERM)",
     ),
     (
         Status::Config,
@@ -122,7 +136,7 @@ mod tests {
     #[test]
     fn the_table_has_every_status_once_in_order_of_code() {
         let codes: Vec<u8> = TABLE.iter().map(|(s, _)| s.code()).collect();
-        assert_eq!(codes, [0, 2, 65, 69, 70, 74, 75, 78]);
+        assert_eq!(codes, [0, 2, 65, 69, 70, 73, 74, 75, 77, 78]);
         let help = help_text();
         for (status, _) in TABLE {
             assert!(help.contains(&format!("\n  {:<3} ", status.code())));

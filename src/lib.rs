@@ -12,6 +12,7 @@ pub mod message;
 pub mod progress;
 pub mod reason;
 pub mod route;
+pub mod security;
 pub mod signals;
 pub mod sink;
 pub mod spool;

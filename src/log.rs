@@ -1,14 +1,36 @@
 //! kpipe's one way to write to stderr. A stderr that is closed, full or a broken pipe loses the
 //! line and nothing else: `eprintln!` would panic, and inside a librdkafka callback a panic
-//! aborts the process with every record it holds.
+//! aborts the process with every record it holds. Control characters are escaped, so text from
+//! a record (a topic, a field) cannot forge a line of its own or move the terminal's cursor.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::io::Write;
 
 /// Writes one line to stderr, ignoring any error.
 pub fn line(args: fmt::Arguments<'_>) {
+    let mut text = String::new();
+    let _ = text.write_fmt(args);
+    let text = escape_controls(&text);
     let mut err = std::io::stderr().lock();
-    let _ = err.write_fmt(args).and_then(|()| err.write_all(b"\n"));
+    let _ = err
+        .write_all(text.as_bytes())
+        .and_then(|()| err.write_all(b"\n"));
+}
+
+/// `text` with every control character written as `\xNN`.
+pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return text.into();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            let _ = write!(out, "\\x{:02x}", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    out.into()
 }
 
 /// `say!("kpipe: ...")` writes one line to stderr and never panics.
@@ -17,4 +39,18 @@ macro_rules! say {
     ($($arg:tt)*) => {
         $crate::log::line(format_args!($($arg)*))
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_cannot_forge_a_line() {
+        assert_eq!(
+            escape_controls("topic a\nkpipe: 0 read, 0 delivered\x1b[2K"),
+            "topic a\\x0akpipe: 0 read, 0 delivered\\x1b[2K"
+        );
+        assert_eq!(escape_controls("plain é"), "plain é");
+    }
 }

@@ -160,6 +160,36 @@ impl fmt::Display for Reason {
     }
 }
 
+/// Why the cluster would not let kpipe in: no use waiting for `--delivery-timeout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The TLS handshake failed (a certificate not verified, a listener that is not TLS).
+    Tls,
+    /// The SASL credentials were refused.
+    Authentication,
+}
+
+impl Refused {
+    /// The refusal an error event from librdkafka means, if any.
+    pub fn of(code: Option<RDKafkaErrorCode>) -> Option<Refused> {
+        match code? {
+            SSL => Some(Refused::Tls),
+            Authentication | SaslAuthenticationFailed => Some(Refused::Authentication),
+            _ => None,
+        }
+    }
+
+    /// What to check.
+    pub fn hint(self) -> &'static str {
+        match self {
+            Refused::Tls => "check --ca (the brokers' certificates must be signed by it and name the host kpipe connects to) and that the listener speaks TLS",
+            Refused::Authentication => {
+                "check --sasl-mechanism, --sasl-username and the password"
+            }
+        }
+    }
+}
+
 /// Whether a record that failed with `code` could succeed if sent again later.
 pub fn classify(code: Option<RDKafkaErrorCode>) -> Kind {
     match code {
@@ -268,6 +298,21 @@ mod tests {
             r.to_string(),
             "line 3, byte 40: record of 3000 bytes is larger than --max-record-size 100"
         );
+    }
+
+    #[test]
+    fn tls_and_sasl_failures_are_refusals() {
+        assert_eq!(Refused::of(Some(SSL)), Some(Refused::Tls));
+        assert_eq!(
+            Refused::of(Some(Authentication)),
+            Some(Refused::Authentication)
+        );
+        assert_eq!(
+            Refused::of(Some(SaslAuthenticationFailed)),
+            Some(Refused::Authentication)
+        );
+        assert_eq!(Refused::of(Some(AllBrokersDown)), None);
+        assert_eq!(Refused::of(None), None);
     }
 
     #[test]

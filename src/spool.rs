@@ -8,7 +8,45 @@
 use std::fs::{self, File, TryLockError};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+
+use anyhow::{bail, Context, Result};
+
+/// Open flag: never through a symlink someone planted in the spool.
+pub const NOFOLLOW: i32 = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
+
+/// Creates the spool directory (0700) if needed, and refuses one that others could plant files
+/// in or read: spool files are replayed under kpipe's credentials and hold the records.
+pub fn prepare_dir(dir: &Path) -> Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating the spool directory {}", dir.display()))?;
+    let meta = fs::symlink_metadata(dir)
+        .with_context(|| format!("reading the spool directory {}", dir.display()))?;
+    let me = rustix::process::geteuid().as_raw();
+    if let Some(why) = unsafe_dir(meta.is_dir(), meta.mode(), meta.uid(), me) {
+        bail!(
+            "the spool directory {} {why}: anyone who can write there chooses what kpipe sends; use a directory of your own, mode 700",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// Why a directory with this type, mode and owner is no place for a spool, if it is not.
+pub fn unsafe_dir(is_dir: bool, mode: u32, owner: u32, me: u32) -> Option<&'static str> {
+    if !is_dir {
+        Some("is not a directory (a symlink is not followed)")
+    } else if owner != me {
+        Some("belongs to another user")
+    } else if mode & 0o022 != 0 {
+        Some("is writable by group or others")
+    } else {
+        None
+    }
+}
 
 /// The lock on a spool directory, held while its files are being sent.
 pub struct SpoolDir {
@@ -21,13 +59,13 @@ pub struct SpoolDir {
 impl SpoolDir {
     /// Opens (creating) the directory; the lock is taken by `claim_new`.
     pub fn open(dir: &Path) -> Result<SpoolDir> {
-        fs::create_dir_all(dir)
-            .with_context(|| format!("creating the spool directory {}", dir.display()))?;
         let lock_path = dir.join(".lock");
         let lock = File::options()
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(0o600)
+            .custom_flags(NOFOLLOW)
             .open(&lock_path)
             .with_context(|| format!("opening the spool lock {}", lock_path.display()))?;
         Ok(SpoolDir {
@@ -191,6 +229,24 @@ mod tests {
         let p = dir.join(name);
         fs::write(&p, b"{}\n").unwrap();
         p
+    }
+
+    #[test]
+    fn a_spool_directory_must_be_ones_own_and_closed_to_writers() {
+        assert_eq!(unsafe_dir(true, 0o40700, 5, 5), None);
+        assert_eq!(unsafe_dir(true, 0o40755, 5, 5), None);
+        assert!(unsafe_dir(true, 0o40777, 5, 5).is_some_and(|w| w.contains("writable")));
+        assert!(unsafe_dir(true, 0o40770, 5, 5).is_some());
+        assert!(unsafe_dir(true, 0o40700, 0, 5).is_some_and(|w| w.contains("another user")));
+        assert!(unsafe_dir(false, 0o120777, 5, 5).is_some());
+    }
+
+    #[test]
+    fn a_new_spool_directory_is_private() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("a/b");
+        prepare_dir(&dir).unwrap();
+        assert_eq!(fs::metadata(&dir).unwrap().mode() & 0o777, 0o700);
     }
 
     #[test]

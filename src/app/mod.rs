@@ -323,6 +323,7 @@ impl App {
             fatal,
             write_error: write_error.as_deref(),
             unreachable,
+            refused: self.out.refused,
             last_error: last_error.as_ref(),
             spool: spool.as_deref(),
             dead_letter: dead_letter.as_deref(),

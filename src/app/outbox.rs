@@ -8,7 +8,7 @@ use super::lifecycle::{Halt, Lifecycle};
 use super::reports::{Reporter, Reports};
 use crate::failed::Ledger;
 use crate::message::Origin;
-use crate::reason::Reason;
+use crate::reason::{Reason, Refused};
 use crate::say;
 use crate::signals::Signals;
 use crate::sink::Sink;
@@ -29,6 +29,8 @@ pub struct Outbox {
     stops_seen: usize,
     /// The producer's fatal error, once it had one.
     pub fatal: Option<String>,
+    /// The brokers' TLS or SASL refusal, when nothing got through before it.
+    pub refused: Option<Refused>,
 }
 
 impl Outbox {
@@ -49,6 +51,7 @@ impl Outbox {
             reporter: Reporter::new(Instant::now()),
             stops_seen: 0,
             fatal: None,
+            refused: None,
         }
     }
 
@@ -81,6 +84,14 @@ impl Outbox {
             if let Some(f) = self.sink.fatal_error() {
                 say!("kpipe: the producer hit a fatal error: {f}; stopping, undelivered records go to the spool or dead-letter file");
                 self.fatal = Some(f);
+                self.life.halt(Halt::Fatal);
+            }
+        }
+        if self.refused.is_none() && self.ledger.counters.snapshot().delivered == 0 {
+            // Waiting out --delivery-timeout would not change the brokers' mind.
+            if let Some((r, text)) = self.sink.refused() {
+                say!("kpipe: {text}; {}", r.hint());
+                self.refused = Some(r);
                 self.life.halt(Halt::Fatal);
             }
         }

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::exit::Status;
-use crate::reason::Reason;
+use crate::reason::{Reason, Refused};
 use crate::stats::Tally;
 
 /// What the run observed, gathered at the end.
@@ -21,6 +21,8 @@ pub struct Facts<'a> {
     pub write_error: Option<&'a str>,
     /// No broker answered (asked only when nothing was delivered and something failed).
     pub unreachable: bool,
+    /// The brokers refused TLS or the SASL credentials.
+    pub refused: Option<Refused>,
     pub last_error: Option<&'a Reason>,
     pub spool: Option<&'a Path>,
     pub dead_letter: Option<&'a Path>,
@@ -60,10 +62,10 @@ pub fn conclude(f: &Facts) -> Outcome {
     }
     let undelivered = t.failed();
     if undelivered > 0 || f.fatal.is_some() {
-        status = status.merge(if f.unreachable {
-            Status::Unavailable
-        } else {
-            Status::TempFail
+        status = status.merge(match (f.refused, f.unreachable) {
+            (Some(Refused::Authentication), _) => Status::NoPerm,
+            (Some(Refused::Tls), _) | (None, true) => Status::Unavailable,
+            (None, false) => Status::TempFail,
         });
         let mut whereabouts = Vec::new();
         if t.spooled > 0 {
@@ -93,7 +95,9 @@ pub fn conclude(f: &Facts) -> Outcome {
             (None, Some(fatal)) => fatal.to_string(),
             (None, None) => "unknown".to_string(),
         };
-        let hint = if f.unreachable {
+        let hint = if let Some(r) = f.refused {
+            format!("; {}", r.hint())
+        } else if f.unreachable {
             format!(
                 "; no broker of {} answers: check --brokers and that Kafka is up",
                 f.brokers
@@ -251,6 +255,28 @@ mod tests {
             ..Facts::default()
         });
         assert_eq!(o.status.code(), 74);
+    }
+
+    #[test]
+    fn refused_credentials_are_77_and_failed_tls_69() {
+        let failed = Tally {
+            spooled: 2,
+            ..tally(2, 0)
+        };
+        let o = conclude(&Facts {
+            tally: failed,
+            refused: Some(Refused::Authentication),
+            ..Facts::default()
+        });
+        assert_eq!(o.status.code(), 77);
+        assert!(o.lines[0].contains("--sasl-username"));
+        let o = conclude(&Facts {
+            tally: failed,
+            refused: Some(Refused::Tls),
+            ..Facts::default()
+        });
+        assert_eq!(o.status.code(), 69);
+        assert!(o.lines[0].contains("--ca"));
     }
 
     #[test]

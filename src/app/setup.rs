@@ -2,6 +2,7 @@
 
 use std::fs::File;
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -37,6 +38,9 @@ impl App {
         } else {
             (s.dead_letter.clone(), s.spool.clone())
         };
+        if let Some(dir) = &spool_dir {
+            crate::spool::prepare_dir(dir).map_err(setup(Status::CantCreat))?;
+        }
         let ledger = Arc::new(
             Ledger::new(dead_letter.as_deref(), spool_dir.as_deref())
                 .map_err(setup(Status::IoErr))?,
@@ -46,6 +50,9 @@ impl App {
             .map(SpoolDir::open)
             .transpose()
             .map_err(setup(Status::IoErr))?;
+        if s.tls_insecure && !s.quiet {
+            say!("kpipe: --tls-insecure: the brokers' certificates are not checked; anyone on the way can read and change what kpipe sends");
+        }
         if s.acks != crate::cli::Acks::All && !s.quiet {
             say!("kpipe: --acks {:?} turns the idempotent producer off: retries may duplicate or reorder records", s.acks);
         }
@@ -53,8 +60,14 @@ impl App {
             Sink::DryRun(DryRun::new(ledger.clone()))
         } else {
             Sink::Kafka(
-                KafkaSink::new(&s.client, ledger.clone(), s.verbose, s.quiet)
-                    .map_err(setup(Status::Config))?,
+                KafkaSink::new(
+                    &s.client,
+                    ledger.clone(),
+                    s.verbose,
+                    s.quiet,
+                    &s.security.secrets,
+                )
+                .map_err(setup(Status::Config))?,
             )
         };
         let stats_out: Option<Box<dyn Write>> = match s.stats.as_deref() {
@@ -64,6 +77,7 @@ impl App {
                 File::options()
                     .create(true)
                     .append(true)
+                    .mode(0o600)
                     .open(path)
                     .with_context(|| format!("opening the --stats file {path}"))
                     .map_err(setup(Status::IoErr))?,

@@ -4,6 +4,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -40,13 +41,30 @@ pub struct EnvelopeFile {
 }
 
 impl EnvelopeFile {
-    /// Opens `path` for appending, creating it.
+    /// Opens `path` for appending, creating it (mode 600).
     pub fn append(path: &Path) -> Result<EnvelopeFile> {
         let file = OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(path)
             .with_context(|| format!("opening {} for appending", path.display()))?;
+        EnvelopeFile::with(path, file)
+    }
+
+    /// Creates `path` (mode 600), failing if anything, a symlink included, is there already.
+    pub fn create_new(path: &Path) -> Result<EnvelopeFile> {
+        let file = OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .mode(0o600)
+            .custom_flags(crate::spool::NOFOLLOW)
+            .open(path)
+            .with_context(|| format!("creating {}", path.display()))?;
+        EnvelopeFile::with(path, file)
+    }
+
+    fn with(path: &Path, file: File) -> Result<EnvelopeFile> {
         let synced_len = file
             .metadata()
             .with_context(|| format!("reading {}", path.display()))?
@@ -125,7 +143,7 @@ impl SpoolOut {
     /// The open `.tmp` file, created on first use.
     pub fn file(&mut self) -> Result<&mut EnvelopeFile> {
         if self.file.is_none() {
-            self.file = Some(EnvelopeFile::append(&self.tmp)?);
+            self.file = Some(EnvelopeFile::create_new(&self.tmp)?);
         }
         self.file.as_mut().context("spool file")
     }
@@ -159,7 +177,12 @@ impl SpoolOut {
 
 /// Appends `line` to `path` and syncs it, for lines set aside beside a spool file.
 pub fn append_synced(path: &Path, line: &[u8]) -> io::Result<()> {
-    let mut f = OpenOptions::new().create(true).append(true).open(path)?;
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .custom_flags(crate::spool::NOFOLLOW)
+        .open(path)?;
     f.write_all(line)?;
     f.write_all(b"\n")?;
     f.sync_data()

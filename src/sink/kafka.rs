@@ -18,8 +18,9 @@ use super::wakeup::Wakeup;
 use super::Full;
 use crate::failed::Ledger;
 use crate::message::Origin;
-use crate::reason::Reason;
+use crate::reason::{Reason, Refused};
 use crate::say;
+use crate::security::redact;
 use crate::wire::{header_list, Record};
 
 /// How long after start kpipe helps librdkafka to its idempotence producer id (see `warm_up`).
@@ -31,10 +32,14 @@ pub struct Context {
     verbose: u8,
     quiet: bool,
     errors: Mutex<ErrorLog>,
+    /// Redacted from everything librdkafka says.
+    secrets: Vec<String>,
 }
 
 #[derive(Default)]
 struct ErrorLog {
+    /// The first TLS or SASL refusal, with librdkafka's words.
+    refused: Option<(Refused, String)>,
     /// The latest error about one broker, naming it, for the exit message.
     last: Option<String>,
     shown: HashSet<i32>,
@@ -100,13 +105,20 @@ impl ClientContext for Context {
         if self.verbose >= 2
             || (self.verbose >= 1 && (level as i32) <= (RDKafkaLogLevel::Warning as i32))
         {
-            say!("kpipe: librdkafka {fac}: {message}");
+            say!(
+                "kpipe: librdkafka {fac}: {}",
+                redact(message, &self.secrets)
+            );
         }
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
         let code = error.rdkafka_error_code();
+        let reason = &redact(reason, &self.secrets);
         let mut log = self.errors();
+        if let Some(r) = Refused::of(code) {
+            log.refused.get_or_insert_with(|| (r, reason.to_string()));
+        }
         // "1/1 brokers are down" says less than the connection error that preceded it.
         if code != Some(RDKafkaErrorCode::AllBrokersDown) || log.last.is_none() {
             log.last = Some(reason.to_string());
@@ -181,15 +193,17 @@ impl KafkaSink {
         ledger: Arc<Ledger>,
         verbose: u8,
         quiet: bool,
+        secrets: &[String],
     ) -> Result<KafkaSink> {
         let context = Context {
             ledger: ledger.clone(),
             verbose,
             quiet,
             errors: Mutex::new(ErrorLog::default()),
+            secrets: secrets.to_vec(),
         };
         let producer: BaseProducer<Context> = config.create_with_context(context).map_err(|e| {
-            let text = e.to_string();
+            let text = redact(&e.to_string(), secrets);
             if text.contains("No such configuration property") {
                 anyhow!("{text}; check the -X spelling against librdkafka's CONFIGURATION.md")
             } else {
@@ -290,6 +304,11 @@ impl KafkaSink {
         }
     }
 
+    /// The TLS or SASL refusal the brokers answered with, if any.
+    pub fn refused(&self) -> Option<(Refused, String)> {
+        self.producer.context().errors().refused.clone()
+    }
+
     /// Records queued or in flight.
     pub fn in_flight(&self) -> i64 {
         self.producer.in_flight_count() as i64
@@ -315,5 +334,38 @@ impl KafkaSink {
             .client()
             .fetch_metadata(None, Duration::from_secs(1))
             .is_ok()
+    }
+}
+
+/// librdkafka's `builtin.features`: what this build of it can do.
+pub fn builtin_features() -> String {
+    let mut buf = [0u8; 512];
+    let mut size = buf.len();
+    // SAFETY: a fresh configuration object, read into a local buffer of the size given, then
+    // destroyed; librdkafka writes at most `size` bytes, NUL included.
+    unsafe {
+        let conf = rdkafka_sys::rd_kafka_conf_new();
+        rdkafka_sys::rd_kafka_conf_get(
+            conf,
+            c"builtin.features".as_ptr(),
+            buf.as_mut_ptr().cast(),
+            &mut size,
+        );
+        rdkafka_sys::rd_kafka_conf_destroy(conf);
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_build_speaks_tls_and_every_sasl_mechanism_the_flags_offer() {
+        let features = builtin_features();
+        for f in ["ssl", "sasl_plain", "sasl_scram", "gzip"] {
+            assert!(features.split(',').any(|x| x == f), "{f} not in {features}");
+        }
     }
 }

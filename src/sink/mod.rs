@@ -5,7 +5,7 @@ mod kafka;
 mod wakeup;
 
 pub use dry_run::DryRun;
-pub use kafka::KafkaSink;
+pub use kafka::{builtin_features, KafkaSink};
 
 use std::time::Duration;
 
@@ -62,6 +62,14 @@ impl Sink {
     pub fn fatal_error(&self) -> Option<String> {
         match self {
             Sink::Kafka(k) => k.fatal_error(),
+            Sink::DryRun(_) => None,
+        }
+    }
+
+    /// The TLS or SASL refusal the brokers answered with, if any.
+    pub fn refused(&self) -> Option<(crate::reason::Refused, String)> {
+        match self {
+            Sink::Kafka(k) => k.refused(),
             Sink::DryRun(_) => None,
         }
     }

@@ -1,0 +1,245 @@
+//! How kpipe reaches a secured cluster: the TLS and SASL flags, the `-F` properties file, and
+//! the secrets, which never come from the command line and never leave in a message.
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+
+use crate::cli::{Cli, SaslMechanism};
+
+/// librdkafka properties whose values are secrets: refused under `-X` (argv is visible in `ps`),
+/// redacted from every message, and only taken from files no one else can read.
+pub const SECRET_KEYS: &[&str] = &[
+    "sasl.password",
+    "ssl.key.password",
+    "ssl.keystore.password",
+    "ssl.key.pem",
+    "sasl.oauthbearer.client.secret",
+];
+
+/// The environment variable that may hold the SASL password.
+pub const PASSWORD_ENV: &str = "KPIPE_SASL_PASSWORD";
+
+/// What the security flags and the `-F` file add to the producer configuration.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Security {
+    /// From `-F FILE`, applied before the flags.
+    pub file: Vec<(String, String)>,
+    /// From the flags, applied after the file.
+    pub flags: Vec<(String, String)>,
+    /// Every secret value, to redact from messages.
+    pub secrets: Vec<String>,
+}
+
+impl Security {
+    /// Reads `-F`, the password file or environment, and maps the flags.
+    pub fn from_cli(cli: &Cli) -> Result<Security> {
+        let file = match &cli.config_file {
+            Some(path) => read_properties_file(path)?,
+            None => Vec::new(),
+        };
+        let password = match (&cli.sasl_password_file, std::env::var(PASSWORD_ENV)) {
+            (Some(path), _) => Some(read_secret_file(path)?),
+            (None, Ok(p)) if !p.is_empty() => Some(p),
+            _ => None,
+        };
+        let mut flags = flag_properties(cli)?;
+        if let Some(p) = &password {
+            if cli.sasl_mechanism.is_none() && !file.iter().any(|(k, _)| k.starts_with("sasl.")) {
+                bail!("a SASL password was given but no --sasl-mechanism");
+            }
+            flags.push(("sasl.password".into(), p.clone()));
+        }
+        let secrets = file
+            .iter()
+            .chain(&flags)
+            .filter(|(k, _)| SECRET_KEYS.contains(&k.as_str()))
+            .map(|(_, v)| v.clone())
+            .filter(|v| !v.is_empty())
+            .collect();
+        Ok(Security {
+            file,
+            flags,
+            secrets,
+        })
+    }
+
+    /// `text` with every secret replaced.
+    pub fn redact(&self, text: &str) -> String {
+        redact(text, &self.secrets)
+    }
+}
+
+/// The properties the TLS and SASL flags set.
+fn flag_properties(cli: &Cli) -> Result<Vec<(String, String)>> {
+    let mut p: Vec<(String, String)> = Vec::new();
+    let mut set = |k: &str, v: &str| p.push((k.to_string(), v.to_string()));
+    let tls = cli.tls
+        || cli.ca.is_some()
+        || cli.cert.is_some()
+        || cli.tls_key.is_some()
+        || cli.tls_insecure;
+    match (cli.sasl_mechanism, tls) {
+        (Some(_), true) => set("security.protocol", "SASL_SSL"),
+        (Some(_), false) => set("security.protocol", "SASL_PLAINTEXT"),
+        (None, true) => set("security.protocol", "SSL"),
+        (None, false) => {}
+    }
+    if let Some(m) = cli.sasl_mechanism {
+        set("sasl.mechanism", m.librdkafka_name());
+        match &cli.sasl_username {
+            Some(u) => set("sasl.username", u),
+            None => bail!("--sasl-mechanism needs --sasl-username"),
+        }
+    } else if cli.sasl_username.is_some() {
+        bail!("--sasl-username needs --sasl-mechanism PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512");
+    }
+    for (flag, path, key) in [
+        ("--ca", &cli.ca, "ssl.ca.location"),
+        ("--cert", &cli.cert, "ssl.certificate.location"),
+        ("--tls-key", &cli.tls_key, "ssl.key.location"),
+    ] {
+        if let Some(path) = path {
+            fs::metadata(path)
+                .with_context(|| format!("{flag} {}: cannot read it", path.display()))?;
+            set(key, &path.to_string_lossy());
+        }
+    }
+    if cli.cert.is_some() != cli.tls_key.is_some() {
+        bail!("mutual TLS needs both --cert and --tls-key");
+    }
+    if cli.tls_insecure {
+        set("enable.ssl.certificate.verification", "false");
+        set("ssl.endpoint.identification.algorithm", "none");
+    }
+    Ok(p)
+}
+
+/// `key=value` lines with `#` comments and blank lines, as kcat's `-F` reads them.
+pub fn parse_properties_text(text: &str) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        match line.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => {
+                out.push((k.trim().to_string(), v.trim().to_string()))
+            }
+            // The line may hold a secret: name it by number only.
+            _ => return Err(format!("line {}: expected key=value", i + 1)),
+        }
+    }
+    Ok(out)
+}
+
+/// Whether a file with permission bits `mode` may hold a secret: no access for group or others.
+pub fn private_mode(mode: u32) -> bool {
+    mode & 0o077 == 0
+}
+
+fn check_private(path: &Path, what: &str) -> Result<()> {
+    let meta = fs::metadata(path).with_context(|| format!("reading {what} {}", path.display()))?;
+    if !private_mode(meta.mode()) {
+        bail!(
+            "{what} {} holds a secret but group or others may read it: chmod 600 {}",
+            path.display(),
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// Reads `-F FILE`; refuses a file others can read when it holds a secret.
+pub fn read_properties_file(path: &Path) -> Result<Vec<(String, String)>> {
+    let text = fs::read_to_string(path)
+        .with_context(|| format!("reading the -F file {}", path.display()))?;
+    let props = parse_properties_text(&text)
+        .map_err(|e| anyhow::anyhow!("the -F file {}: {e}", path.display()))?;
+    if props.iter().any(|(k, _)| SECRET_KEYS.contains(&k.as_str())) {
+        check_private(path, "the -F file")?;
+    }
+    Ok(props)
+}
+
+/// Reads a password file (its first line); refuses a file others can read.
+pub fn read_secret_file(path: &Path) -> Result<String> {
+    check_private(path, "the password file")?;
+    let text = fs::read_to_string(path)
+        .with_context(|| format!("reading the password file {}", path.display()))?;
+    Ok(text.lines().next().unwrap_or_default().to_string())
+}
+
+/// `text` with every occurrence of each secret replaced by `[redacted]`.
+pub fn redact(text: &str, secrets: &[String]) -> String {
+    let mut out = text.to_string();
+    for s in secrets.iter().filter(|s| !s.is_empty()) {
+        out = out.replace(s.as_str(), "[redacted]");
+    }
+    out
+}
+
+impl SaslMechanism {
+    /// The name librdkafka takes.
+    pub fn librdkafka_name(self) -> &'static str {
+        match self {
+            SaslMechanism::Plain => "PLAIN",
+            SaslMechanism::ScramSha256 => "SCRAM-SHA-256",
+            SaslMechanism::ScramSha512 => "SCRAM-SHA-512",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn properties_text_takes_comments_blanks_and_spaces() {
+        let p =
+            parse_properties_text("# cluster\n\nbootstrap.servers = k1:9093\nsasl.password=a=b\n")
+                .unwrap();
+        assert_eq!(
+            p,
+            vec![
+                ("bootstrap.servers".into(), "k1:9093".into()),
+                ("sasl.password".into(), "a=b".into())
+            ]
+        );
+        let e = parse_properties_text("ok=1\nhunter2\n").unwrap_err();
+        assert_eq!(e, "line 2: expected key=value");
+    }
+
+    #[test]
+    fn only_owner_only_files_may_hold_secrets() {
+        assert!(private_mode(0o100600));
+        assert!(private_mode(0o100400));
+        assert!(!private_mode(0o100640));
+        assert!(!private_mode(0o100604));
+    }
+
+    #[test]
+    fn secrets_are_redacted_everywhere_in_a_message() {
+        let s = vec!["hunter2".to_string(), String::new()];
+        assert_eq!(
+            redact("auth failed for hunter2 (hunter2)", &s),
+            "auth failed for [redacted] ([redacted])"
+        );
+    }
+
+    #[test]
+    fn a_secret_file_open_to_others_is_refused_and_a_private_one_read() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("pw");
+        fs::write(&p, "s3cret\n").unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).unwrap();
+        let e = read_secret_file(&p).unwrap_err().to_string();
+        assert!(e.contains("chmod 600") && !e.contains("s3cret"), "{e}");
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(read_secret_file(&p).unwrap(), "s3cret");
+    }
+}
