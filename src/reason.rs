@@ -170,11 +170,15 @@ pub enum Refused {
 }
 
 impl Refused {
-    /// The refusal an error event from librdkafka means, if any.
-    pub fn of(code: Option<RDKafkaErrorCode>) -> Option<Refused> {
+    /// The refusal an error event from librdkafka (its code and text) means, if any.
+    pub fn of(code: Option<RDKafkaErrorCode>, text: &str) -> Option<Refused> {
         match code? {
             SSL => Some(Refused::Tls),
             Authentication | SaslAuthenticationFailed => Some(Refused::Authentication),
+            // A broker that wants a client certificate and gets none (or one it does not trust)
+            // sends a TLS alert after the handshake: librdkafka reports it as a transport
+            // failure with no code of its own, only OpenSSL's words for the alert.
+            BrokerTransportFailure if text.contains("ssl/tls alert") => Some(Refused::Tls),
             _ => None,
         }
     }
@@ -182,7 +186,7 @@ impl Refused {
     /// What to check.
     pub fn hint(self) -> &'static str {
         match self {
-            Refused::Tls => "check --ca (the brokers' certificates must be signed by it and name the host kpipe connects to) and that the listener speaks TLS",
+            Refused::Tls => "check --ca (the brokers' certificates must be signed by it and name the host kpipe connects to), that the listener speaks TLS, and --cert and --tls-key if it wants client certificates",
             Refused::Authentication => {
                 "check --sasl-mechanism, --sasl-username and the password"
             }
@@ -302,17 +306,26 @@ mod tests {
 
     #[test]
     fn tls_and_sasl_failures_are_refusals() {
-        assert_eq!(Refused::of(Some(SSL)), Some(Refused::Tls));
+        assert_eq!(Refused::of(Some(SSL), ""), Some(Refused::Tls));
         assert_eq!(
-            Refused::of(Some(Authentication)),
+            Refused::of(Some(Authentication), ""),
             Some(Refused::Authentication)
         );
         assert_eq!(
-            Refused::of(Some(SaslAuthenticationFailed)),
+            Refused::of(Some(SaslAuthenticationFailed), ""),
             Some(Refused::Authentication)
         );
-        assert_eq!(Refused::of(Some(AllBrokersDown)), None);
-        assert_eq!(Refused::of(None), None);
+        let alert = "Receive failed: error:0A000412:SSL routines::ssl/tls alert bad certificate";
+        assert_eq!(
+            Refused::of(Some(BrokerTransportFailure), alert),
+            Some(Refused::Tls)
+        );
+        assert_eq!(
+            Refused::of(Some(BrokerTransportFailure), "Connection refused"),
+            None
+        );
+        assert_eq!(Refused::of(Some(AllBrokersDown), ""), None);
+        assert_eq!(Refused::of(None, ""), None);
     }
 
     #[test]

@@ -31,6 +31,8 @@ pub struct Security {
     pub flags: Vec<(String, String)>,
     /// Every secret value, to redact from messages.
     pub secrets: Vec<String>,
+    /// Who the brokers will take kpipe for, for messages about what it may not do.
+    pub principal: String,
 }
 
 impl Security {
@@ -59,10 +61,21 @@ impl Security {
             .map(|(_, v)| v.clone())
             .filter(|v| !v.is_empty())
             .collect();
+        let user = flags
+            .iter()
+            .chain(&file)
+            .find(|(k, _)| k == "sasl.username")
+            .map(|(_, v)| format!("User:{v}"));
+        let principal = match (user, &cli.cert) {
+            (Some(u), _) => u,
+            (None, Some(cert)) => format!("the subject of {}", cert.display()),
+            (None, None) => "User:ANONYMOUS".into(),
+        };
         Ok(Security {
             file,
             flags,
             secrets,
+            principal,
         })
     }
 

@@ -66,6 +66,7 @@ impl App {
                     s.verbose,
                     s.quiet,
                     &s.security.secrets,
+                    &s.security.principal,
                 )
                 .map_err(setup(Status::Config))?,
             )

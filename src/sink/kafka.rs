@@ -34,6 +34,8 @@ pub struct Context {
     errors: Mutex<ErrorLog>,
     /// Redacted from everything librdkafka says.
     secrets: Vec<String>,
+    /// Who the brokers take kpipe for.
+    principal: String,
 }
 
 #[derive(Default)]
@@ -63,10 +65,13 @@ impl Context {
         self.errors.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn reason(&self, e: &KafkaError) -> Reason {
+    fn reason(&self, e: &KafkaError, topic: &str) -> Reason {
         let code = e.rdkafka_error_code();
         let last = self.errors().last.clone();
         let text = match (code, last) {
+            (Some(RDKafkaErrorCode::TopicAuthorizationFailed), _) => {
+                format!("{e}: {} may not write to topic {topic}", self.principal)
+            }
             (
                 Some(
                     RDKafkaErrorCode::MessageTimedOut
@@ -94,7 +99,8 @@ impl Context {
             // librdkafka gives a failed message no timestamp; the record's own travelled along.
             timestamp: origin.timestamp().or_else(|| msg.timestamp().to_millis()),
         };
-        self.ledger.failed(origin, &rec, &self.reason(e), in_doubt);
+        self.ledger
+            .failed(origin, &rec, &self.reason(e, rec.topic), in_doubt);
     }
 }
 
@@ -116,7 +122,7 @@ impl ClientContext for Context {
         let code = error.rdkafka_error_code();
         let reason = &redact(reason, &self.secrets);
         let mut log = self.errors();
-        if let Some(r) = Refused::of(code) {
+        if let Some(r) = Refused::of(code, reason) {
             log.refused.get_or_insert_with(|| (r, reason.to_string()));
         }
         // "1/1 brokers are down" says less than the connection error that preceded it.
@@ -194,6 +200,7 @@ impl KafkaSink {
         verbose: u8,
         quiet: bool,
         secrets: &[String],
+        principal: &str,
     ) -> Result<KafkaSink> {
         let context = Context {
             ledger: ledger.clone(),
@@ -201,6 +208,7 @@ impl KafkaSink {
             quiet,
             errors: Mutex::new(ErrorLog::default()),
             secrets: secrets.to_vec(),
+            principal: principal.to_string(),
         };
         let producer: BaseProducer<Context> = config.create_with_context(context).map_err(|e| {
             let text = redact(&e.to_string(), secrets);

@@ -67,7 +67,7 @@ fn a_full_disk_while_respooling_keeps_the_spool_file_for_a_later_run() {
     // with the broker up sends it.
     let script = format!(
         r#"set -u
-mount -t tmpfs -o size=100k tmpfs {mnt}
+mount -t tmpfs -o size=100k,mode=700 tmpfs {mnt}
 cp {seed} {mnt}/
 {kpipe} -b 127.0.0.1:1 -t {topic} --spool {mnt} --delivery-timeout 1s --shutdown-timeout 1s < /dev/null 2> {dir}/first.err
 echo $? > {dir}/first.code

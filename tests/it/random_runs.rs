@@ -21,7 +21,7 @@ impl SmallDisk {
     fn mount(mnt: &Path, size: &str) -> SmallDisk {
         std::fs::create_dir_all(mnt).unwrap();
         let script = format!(
-            "mount -t tmpfs -o size={size} tmpfs {} && echo ready && exec sleep 3600",
+            "mount -t tmpfs -o size={size},mode=700 tmpfs {} && echo ready && exec sleep 3600",
             mnt.display()
         );
         let mut holder = Command::new("unshare")
