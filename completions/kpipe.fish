@@ -10,7 +10,8 @@ complete -c kpipe -s D -l delimiter -d 'Record delimiter for --format lines; esc
 complete -c kpipe -s K -l key-delimiter -d 'Split each line into key and value at the first DELIM (--format lines), as kcat -K does' -r
 complete -c kpipe -s k -l key -d 'Record key, or a template such as \'${HOST}\'' -r
 complete -c kpipe -s H -l header -d 'Record header NAME=TEMPLATE (repeatable); a value without `$` is static' -r
-complete -c kpipe -l fallback-topic -d 'Topic for records whose template fields are missing' -r
+complete -c kpipe -l fallback-topic -d 'Topic for records whose template fields are missing, or whose topic is refused' -r
+complete -c kpipe -l topic-allow -d 'Topics taken from the input (templates, envelopes) must match REGEX, whole; others go to --fallback-topic, else the dead-letter file' -r
 complete -c kpipe -l timestamp-field -d 'Take the record timestamp from this JSON field (RFC 3339 or epoch milliseconds)' -r
 complete -c kpipe -s p -l partition -d 'Send every record to this partition' -r
 complete -c kpipe -l on-error -d 'What to do with malformed records' -r -f -a "fallback-to-string\t'Send the raw bytes unchanged, with a `kpipe.error` header; report on stderr'

@@ -157,9 +157,14 @@ pub struct Cli {
     #[arg(short = 'H', long = "header", value_name = "NAME=TEMPLATE")]
     pub headers: Vec<String>,
 
-    /// Topic for records whose template fields are missing.
+    /// Topic for records whose template fields are missing, or whose topic is refused.
     #[arg(long, value_name = "TOPIC")]
     pub fallback_topic: Option<String>,
+
+    /// Topics taken from the input (templates, envelopes) must match REGEX, whole; others go to
+    /// --fallback-topic, else the dead-letter file.
+    #[arg(long, value_name = "REGEX")]
+    pub topic_allow: Option<String>,
 
     /// Take the record timestamp from this JSON field (RFC 3339 or epoch milliseconds).
     #[arg(long, value_name = "NAME")]

@@ -90,6 +90,7 @@ impl Settings {
                 timestamp_field: cli.timestamp_field.as_deref(),
                 partition: cli.partition,
                 key_delimiter,
+                topic_allow: cli.topic_allow.as_deref(),
             },
         )?;
         let client = client_config(&cli, &brokers, &properties, &security)?;

@@ -64,7 +64,7 @@ impl Router {
                 ))
             }
         }
-        if let Err(why) = crate::wire::topic::check(&self.topic_buf) {
+        if let Err(why) = self.check_topic(env.topic.is_some()) {
             return Err(Problem::InvalidTopic {
                 topic: self.topic_buf.clone(),
                 why,

@@ -37,6 +37,8 @@ pub struct Rules<'a> {
     pub timestamp_field: Option<&'a str>,
     pub partition: Option<i32>,
     pub key_delimiter: Option<Vec<u8>>,
+    /// `--topic-allow`: what a topic from the input (a template, an envelope) must match.
+    pub topic_allow: Option<&'a str>,
 }
 
 /// Where one routed record's bytes are: in the input, or in one of the router's buffers.
@@ -75,6 +77,7 @@ pub struct Router {
     header_templates: Vec<(String, Template)>,
     static_headers: HeaderBuf,
     fallback_topic: Option<String>,
+    topic_allow: Option<regex::Regex>,
     timestamp_field: Option<usize>,
     partition: Option<i32>,
     key_delimiter: Option<memmem::Finder<'static>>,
@@ -136,6 +139,11 @@ impl Router {
             header_templates,
             static_headers,
             fallback_topic: rules.fallback_topic.map(str::to_string),
+            topic_allow: rules
+                .topic_allow
+                .map(|r| regex::Regex::new(&format!("^(?:{r})$")))
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--topic-allow: {e}"))?,
             timestamp_field,
             partition: rules.partition,
             key_delimiter: rules
@@ -210,6 +218,18 @@ impl Router {
         }
     }
 
+    /// Checks `topic_buf` against Kafka's rules and, for a topic taken from the input
+    /// (`from_input`), against `--topic-allow`.
+    fn check_topic(&self, from_input: bool) -> Result<(), &'static str> {
+        topic::check(&self.topic_buf)?;
+        match &self.topic_allow {
+            Some(allow) if from_input && !allow.is_match(&self.topic_buf) => {
+                Err("not allowed by --topic-allow")
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Forgets the last record's rendered topic, for input that never reached `route`.
     pub fn forget(&mut self) {
         self.topic_rendered = false;
@@ -278,7 +298,7 @@ impl Router {
         let mut invalid = None;
         match topic_template.render(text, &self.found, &mut self.topic_buf) {
             Some(m) => missing = Some(m.to_string()),
-            None => match topic::check(&self.topic_buf) {
+            None => match self.check_topic(topic_template.as_static().is_none()) {
                 Ok(()) => self.topic_rendered = true,
                 Err(why) => invalid = Some(why),
             },

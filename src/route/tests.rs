@@ -281,3 +281,41 @@ fn a_static_topic_kafka_would_refuse_is_a_usage_error() {
     )
     .is_err());
 }
+
+#[test]
+fn topic_allow_restricts_topics_from_the_input() {
+    let mut r = router(
+        Format::Ndjson,
+        Rules {
+            topic_allow: Some(r"logs\.(sshd|cron)"),
+            ..topic("logs.${PROGRAM}")
+        },
+    );
+    r.route(br#"{"PROGRAM":"sshd"}"#).unwrap();
+    assert!(matches!(
+        r.route(br#"{"PROGRAM":"sshdx"}"#),
+        Err(Problem::InvalidTopic {
+            why: "not allowed by --topic-allow",
+            ..
+        })
+    ));
+    let mut env = router(
+        Format::Envelope,
+        Rules {
+            topic_allow: Some("logs"),
+            ..Rules::default()
+        },
+    );
+    assert!(env
+        .route(br#"{"topic":"payments.commands","value":"x"}"#)
+        .is_err());
+    env.route(br#"{"topic":"logs","value":"x"}"#).unwrap();
+    assert!(Router::new(
+        Format::Ndjson,
+        &Rules {
+            topic_allow: Some("("),
+            ..topic("t.${A}")
+        }
+    )
+    .is_err());
+}

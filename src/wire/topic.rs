@@ -11,6 +11,8 @@ pub fn check(topic: &str) -> Result<(), &'static str> {
         Err("a topic name cannot be empty")
     } else if topic == "." || topic == ".." {
         Err("`.` and `..` are not topic names")
+    } else if topic.starts_with("__") {
+        Err("names starting with `__` are Kafka's own (__consumer_offsets, __transaction_state)")
     } else if topic.len() > MAX_LEN {
         Err("a topic name has at most 249 characters")
     } else if !topic
@@ -29,7 +31,7 @@ mod tests {
 
     #[test]
     fn kafkas_rules() {
-        for good in ["logs", "logs.sshd", "a_b-C.9", &"x".repeat(249)] {
+        for good in ["logs", "logs.sshd", "a_b-C.9", "_schemas", &"x".repeat(249)] {
             assert_eq!(check(good), Ok(()), "{good}");
         }
         for bad in [
@@ -41,6 +43,7 @@ mod tests {
             "../../x",
             "é",
             "a/b",
+            "__consumer_offsets",
             &"x".repeat(250),
         ] {
             assert!(check(bad).is_err(), "{bad:?}");

@@ -9,4 +9,5 @@ mod faults;
 mod forwarding;
 mod framing;
 mod random_runs;
+mod security;
 mod syslog_ng;

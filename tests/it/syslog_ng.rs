@@ -64,6 +64,13 @@ fn example_conf(dir: &Path, port: u16, brokers: &str, topic: &str) -> String {
         ("/usr/bin/kpipe".into(), kpipe_bin().to_string()),
         ("-b kafka1:9092,kafka2:9092".into(), format!("-b {brokers}")),
         ("-t 'logs.${PROGRAM}'".into(), format!("-t '{topic}'")),
+        (
+            "--topic-allow 'logs[.]".into(),
+            format!(
+                "--topic-allow '{}[.]",
+                topic.split(".${PROGRAM}").next().unwrap_or(topic)
+            ),
+        ),
         ("/var/spool/kpipe".into(), spool.display().to_string()),
         (
             "/var/log/kpipe-dead-letter.ndjson".into(),

@@ -413,3 +413,46 @@ pub fn syslog_records(n: usize) -> Vec<String> {
         })
         .collect()
 }
+
+/// A one-node cluster with SSL, mTLS, SASL_SSL (SCRAM-SHA-512) and SASL_PLAINTEXT (PLAIN)
+/// listeners and the authorizer on (`scripts/kafka-local start --secure`); user alice and the
+/// client certificate may write topics starting with `sec-`.
+pub struct Secure {
+    pub cluster: Cluster,
+    pub env: std::collections::HashMap<String, String>,
+}
+
+impl Secure {
+    pub fn get(&self, key: &str) -> &str {
+        self.env.get(key).map(String::as_str).unwrap_or_default()
+    }
+}
+
+pub fn secure_cluster() -> &'static Secure {
+    static SECURE: OnceLock<Secure> = OnceLock::new();
+    SECURE.get_or_init(|| {
+        let dir = root()
+            .join("target/kafka")
+            .join(format!("secure-{}", std::process::id()));
+        let d = dir.to_string_lossy().into_owned();
+        let pid = std::process::id().to_string();
+        let out = kafka_local(&["start", "--secure", "--dir", &d, "--watch-pid", &pid]);
+        let bootstrap = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let env = std::fs::read_to_string(dir.join("secure.env"))
+            .expect("secure.env")
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        kafka_local(&["acl", &d, "User:alice", "sec-"]);
+        kafka_local(&["acl", &d, "User:CN=client1", "sec-"]);
+        Secure {
+            cluster: Cluster {
+                dir,
+                bootstrap,
+                nodes: 1,
+            },
+            env,
+        }
+    })
+}
