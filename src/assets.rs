@@ -107,6 +107,29 @@ dead-letter file.
 After a fatal producer error (for example an idempotence sequence failure) kpipe stops \
 reading, puts what is undelivered in the spool or dead-letter file, and exits 75.",
     ),
+    (
+        "SECURITY",
+        "TLS: --ca FILE verifies the brokers; --cert FILE and --tls-key FILE present a client \
+certificate; --tls-insecure skips verification (and says so). Any of them implies --tls. SASL: \
+--sasl-mechanism PLAIN|SCRAM-SHA-256|SCRAM-SHA-512 with --sasl-username NAME and the password \
+from --sasl-password-file FILE or KPIPE_SASL_PASSWORD; with --tls the protocol is SASL_SSL, else \
+SASL_PLAINTEXT. -F FILE reads librdkafka properties (key=value, # comments) as kcat -F does; \
+flags and -X override it.
+
+Secrets never come from the command line: -X sasl.password and the other secret properties \
+are refused. A -F file holding a secret, and the password file, must not be readable by group \
+or others. Secrets are redacted from every message, librdkafka's log included.
+
+A failed TLS handshake exits 69 and refused SASL credentials exit 77, at once rather than after \
+--delivery-timeout. A topic the principal may not write sends its records to the dead-letter \
+file, naming topic and principal.
+
+A spool directory kpipe creates is mode 700; one owned by another user or writable by group or \
+others is refused (exit 73). Spool, dead-letter and stats files are created mode 600; nothing in \
+the spool is opened through a symlink. Topics taken from the input must follow Kafka's rules, \
+must not start with __, and must match --topic-allow when given; others go to --fallback-topic, \
+else the dead-letter file. Control characters on stderr are escaped.",
+    ),
     ("EXIT STATUS", ""),
     (
         "SIGNALS",
