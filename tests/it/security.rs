@@ -253,6 +253,28 @@ fn the_password_shows_nowhere_however_it_is_given() {
         assert!(!String::from_utf8_lossy(&cmdline).contains(&pw));
         assert!(!run.stderr.contains(&pw), "the password is in -vv output");
     }
+    let by_env = std::process::Command::new(kpipe_bin())
+        .args([
+            "-b",
+            s.get("SASL_SSL"),
+            "--ca",
+            s.get("CA"),
+            "-t",
+            &topic,
+            "-vv",
+        ])
+        .args([
+            "--sasl-mechanism",
+            "SCRAM-SHA-512",
+            "--sasl-username",
+            "alice",
+        ])
+        .env("KPIPE_SASL_PASSWORD", &pw)
+        .stdin(std::fs::File::open(write_file("env-input", b"one\n")).unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(by_env.status.code(), Some(0));
+    assert!(!String::from_utf8_lossy(&by_env.stderr).contains(&pw));
     let x = kpipe(&["-t", "t", "-X", &format!("sasl.password={pw}")], b"x\n");
     assert_eq!(x.code(), 2);
     assert!(!x.stderr.contains(&pw) && x.stderr.contains("--sasl-password-file"));
