@@ -18,6 +18,22 @@ fn lines(n: usize) -> Vec<u8> {
         .into_bytes()
 }
 
+/// SASL_SSL as alice with SCRAM-SHA-512, the password from its file.
+fn as_alice(s: &Secure) -> Vec<&str> {
+    vec![
+        "-b",
+        s.get("SASL_SSL"),
+        "--ca",
+        s.get("CA"),
+        "--sasl-mechanism",
+        "SCRAM-SHA-512",
+        "--sasl-username",
+        "alice",
+        "--sasl-password-file",
+        s.get("PASSWORD_FILE"),
+    ]
+}
+
 fn password() -> String {
     let s = secure_cluster();
     std::fs::read_to_string(s.get("PASSWORD_FILE"))
@@ -93,23 +109,9 @@ fn mutual_tls_delivers_with_a_client_certificate_and_is_refused_clearly_without(
 fn scram_over_tls_and_plain_deliver_and_a_wrong_password_is_77_naming_authentication() {
     let s = secure_cluster();
     let topic = fresh_topic("sec-sasl");
-    let scram = kpipe(
-        &[
-            "-b",
-            s.get("SASL_SSL"),
-            "--ca",
-            s.get("CA"),
-            "--sasl-mechanism",
-            "SCRAM-SHA-512",
-            "--sasl-username",
-            "alice",
-            "--sasl-password-file",
-            s.get("PASSWORD_FILE"),
-            "-t",
-            &topic,
-        ],
-        &lines(500),
-    );
+    let mut args = as_alice(s);
+    args.extend(["-t", &topic]);
+    let scram = kpipe(&args, &lines(500));
     assert_eq!(scram.code(), 0, "{}", scram.stderr);
     let plain = std::process::Command::new(kpipe_bin())
         .args(["-b", s.get("SASL_PLAINTEXT"), "--sasl-mechanism", "PLAIN"])
@@ -162,27 +164,16 @@ fn a_topic_the_user_may_not_write_is_dead_lettered_naming_topic_and_principal() 
             format!("{{\"PROGRAM\":\"{program}\",\"i\":{i}}}\n")
         })
         .collect();
-    let run = kpipe(
-        &[
-            "-b",
-            s.get("SASL_SSL"),
-            "--ca",
-            s.get("CA"),
-            "--sasl-mechanism",
-            "SCRAM-SHA-512",
-            "--sasl-username",
-            "alice",
-            "--sasl-password-file",
-            s.get("PASSWORD_FILE"),
-            "-f",
-            "ndjson",
-            "-t",
-            "${PROGRAM}",
-            "--dead-letter",
-            dl.to_str().unwrap(),
-        ],
-        input.as_bytes(),
-    );
+    let mut args = as_alice(s);
+    args.extend([
+        "-f",
+        "ndjson",
+        "-t",
+        "${PROGRAM}",
+        "--dead-letter",
+        dl.to_str().unwrap(),
+    ]);
+    let run = kpipe(&args, input.as_bytes());
     assert_eq!(run.code(), 75, "{}", run.stderr);
     assert_eq!(
         read_topic(&s.cluster.bootstrap, &allowed, 10, WAIT).len(),
@@ -227,20 +218,10 @@ fn the_password_shows_nowhere_however_it_is_given() {
     assert_eq!(open.code(), 2, "{}", open.stderr);
     assert!(open.stderr.contains("chmod 600") && !open.stderr.contains(&pw));
     std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let by_file = [
-        "--sasl-mechanism",
-        "SCRAM-SHA-512",
-        "--sasl-username",
-        "alice",
-        "--sasl-password-file",
-        s.get("PASSWORD_FILE"),
-        "--ca",
-        s.get("CA"),
-    ];
-    let by_config = ["-F", conf.to_str().unwrap()];
-    for how in [&by_file[..], &by_config[..]] {
-        let mut args = vec!["-b", s.get("SASL_SSL"), "-t", &topic, "-vv"];
-        args.extend_from_slice(how);
+    let by_file = as_alice(s);
+    let by_config = vec!["-b", s.get("SASL_SSL"), "-F", conf.to_str().unwrap()];
+    for mut args in [by_file, by_config] {
+        args.extend(["-t", &topic, "-vv"]);
         let mut child = spawn(&args);
         let cmdline = std::fs::read(format!("/proc/{}/cmdline", child.id())).unwrap();
         {
