@@ -30,6 +30,11 @@ SCRAM-SHA-256\t'Salted challenge-response with SHA-256'
 SCRAM-SHA-512\t'Salted challenge-response with SHA-512'"
 complete -c kpipe -l sasl-username -d 'SASL user name' -r
 complete -c kpipe -l sasl-password-file -d 'File whose first line is the SASL password (mode 600); or set KPIPE_SASL_PASSWORD' -r -F
+complete -c kpipe -s z -l compression -d 'Compression of record batches, as kcat -z (BENCHMARKS.md says why lz4 is the default)' -r -f -a "none\t''
+gzip\t''
+snappy\t''
+lz4\t''
+zstd\t''"
 complete -c kpipe -l acks -d 'Acknowledgements required; 1 and 0 turn idempotence off' -r -f -a "all\t'Every in-sync replica has the record; idempotence on (the default)'
 1\t'The leader has written it; idempotence off'
 0\t'Not acknowledged at all; idempotence off'"

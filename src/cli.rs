@@ -54,6 +54,29 @@ impl OnError {
     }
 }
 
+/// How record batches are compressed on their way to the broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Compression {
+    None,
+    Gzip,
+    Snappy,
+    Lz4,
+    Zstd,
+}
+
+impl Compression {
+    /// The name librdkafka takes.
+    pub fn librdkafka_name(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Snappy => "snappy",
+            Compression::Lz4 => "lz4",
+            Compression::Zstd => "zstd",
+        }
+    }
+}
+
 /// How kpipe authenticates with SASL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SaslMechanism {
@@ -94,7 +117,8 @@ its exit status says whether every record landed. What cannot be delivered goes 
 pub const LONG_VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
     "\nlibrdkafka 2.12.1 (bundled, with kpipe's patch)\n",
-    "built in: TLS (OpenSSL 3, vendored), SASL PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, gzip"
+    "built in: TLS (OpenSSL 3, vendored), SASL PLAIN, SCRAM-SHA-256, SCRAM-SHA-512,\n",
+    "compression gzip, snappy, lz4, zstd"
 );
 
 const AFTER_HELP: &str = "\
@@ -231,6 +255,10 @@ pub struct Cli {
     /// File whose first line is the SASL password (mode 600); or set KPIPE_SASL_PASSWORD.
     #[arg(long, value_name = "FILE")]
     pub sasl_password_file: Option<PathBuf>,
+
+    /// Compression of record batches, as kcat -z (BENCHMARKS.md says why lz4 is the default).
+    #[arg(short = 'z', long, value_enum, default_value_t = Compression::Lz4, value_name = "CODEC")]
+    pub compression: Compression,
 
     /// Acknowledgements required; 1 and 0 turn idempotence off.
     #[arg(long, value_enum, default_value_t = Acks::All, value_name = "ACKS")]

@@ -123,7 +123,7 @@ fn parse_properties(raw: &[String]) -> Result<Vec<(String, String)>> {
     raw.iter()
         .map(|p| match p.split_once('=') {
             Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
-            _ => bail!("-X {p}: expected KEY=VALUE, e.g. -X compression.type=lz4"),
+            _ => bail!("-X {p}: expected KEY=VALUE, e.g. -X linger.ms=20"),
         })
         .collect()
 }
@@ -143,6 +143,8 @@ pub const OWNED_BY_FLAGS: &[(&str, &str)] = &[
     ("queue.buffering.max.kbytes", "--max-buffered"),
     ("queue.buffering.max.messages", "--max-buffered"),
     ("statistics.interval.ms", "--stats-interval"),
+    ("compression.type", "--compression"),
+    ("compression.codec", "--compression"),
     ("security.protocol", "--tls or --sasl-mechanism"),
     ("ssl.ca.location", "--ca"),
     ("ssl.certificate.location", "--cert"),
@@ -244,6 +246,7 @@ fn client_config(
                 .clamp(1000, 1_000_000)
                 .to_string(),
         );
+    c.set("compression.type", cli.compression.librdkafka_name());
     for (k, v) in &security.flags {
         c.set(k, v);
     }
@@ -333,13 +336,23 @@ mod tests {
             "-t",
             "x",
             "-X",
-            "compression.type=lz4",
+            "socket.nagle.disable=true",
             "-X",
             "linger.ms=20",
         ])
         .unwrap();
-        assert_eq!(get(&s, "compression.type"), Some("lz4"));
+        assert_eq!(get(&s, "socket.nagle.disable"), Some("true"));
         assert_eq!(get(&s, "linger.ms"), Some("20"));
+    }
+
+    #[test]
+    fn compression_is_lz4_unless_chosen() {
+        let s = settings(&["-t", "x"]).unwrap();
+        assert_eq!(get(&s, "compression.type"), Some("lz4"));
+        for codec in ["none", "gzip", "snappy", "lz4", "zstd"] {
+            let s = settings(&["-t", "x", "-z", codec]).unwrap();
+            assert_eq!(get(&s, "compression.type"), Some(codec));
+        }
     }
 
     #[test]

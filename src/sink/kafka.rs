@@ -372,7 +372,15 @@ mod tests {
     #[test]
     fn this_build_speaks_tls_and_every_sasl_mechanism_the_flags_offer() {
         let features = builtin_features();
-        for f in ["ssl", "sasl_plain", "sasl_scram", "gzip"] {
+        for f in [
+            "ssl",
+            "sasl_plain",
+            "sasl_scram",
+            "gzip",
+            "snappy",
+            "lz4",
+            "zstd",
+        ] {
             assert!(features.split(',').any(|x| x == f), "{f} not in {features}");
         }
     }

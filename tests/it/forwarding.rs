@@ -126,3 +126,25 @@ fn unreachable_broker_exits_unavailable_quickly_with_one_clear_message() {
     assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
     assert!(run.stderr.lines().count() <= 6, "log flood: {}", run.stderr);
 }
+
+#[test]
+fn every_codec_round_trips_a_hundred_thousand_records() {
+    let b = shared_brokers();
+    let records = syslog_records(100_000);
+    let input = records.join("\n") + "\n";
+    for codec in ["none", "gzip", "snappy", "lz4", "zstd"] {
+        let topic = fresh_topic(&format!("codec-{codec}"));
+        create_topic(b, &topic, 1, 1, &[]);
+        let run = kpipe(&["-b", b, "-t", &topic, "-z", codec], input.as_bytes());
+        assert_eq!(run.code(), 0, "{codec}: {}", run.stderr);
+        let landed = read_topic(b, &topic, records.len(), Duration::from_secs(60));
+        assert_eq!(landed.len(), records.len(), "{codec}");
+        for (i, (l, r)) in landed.iter().zip(&records).enumerate() {
+            assert_eq!(
+                l.value.as_deref(),
+                Some(r.as_bytes()),
+                "{codec}: record {i} differs"
+            );
+        }
+    }
+}
