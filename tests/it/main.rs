@@ -9,5 +9,6 @@ mod faults;
 mod forwarding;
 mod framing;
 mod random_runs;
+mod rsyslog;
 mod security;
 mod syslog_ng;

@@ -41,7 +41,7 @@ fn require_tools() {
 }
 
 /// A port nobody listens on right now.
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .expect("bind")
         .local_addr()
@@ -309,7 +309,7 @@ impl Drop for SyslogNg {
 
 /// Writes messages `seqs` as syslog lines in loggen's own message form, from 7 hosts and 3
 /// programs, for `loggen --read-file --dont-parse`.
-fn write_messages(path: &Path, seqs: Range<u64>) {
+pub(crate) fn write_messages(path: &Path, seqs: Range<u64>) {
     let mut text = String::new();
     for i in seqs {
         text.push_str(&format!(
@@ -324,7 +324,7 @@ fn write_messages(path: &Path, seqs: Range<u64>) {
 }
 
 /// Runs loggen over TCP to `port` with `args`; returns what it printed.
-fn loggen(port: u16, args: &[&str]) -> String {
+pub(crate) fn loggen(port: u16, args: &[&str]) -> String {
     let out = Command::new("loggen")
         .args(["--inet", "--stream", "--active-connections", "1"])
         .args(args)
@@ -342,7 +342,7 @@ fn loggen(port: u16, args: &[&str]) -> String {
 }
 
 /// Sends every line of `file` as it is, at `rate` messages per second.
-fn loggen_file(port: u16, file: &Path, rate: u32) -> String {
+pub(crate) fn loggen_file(port: u16, file: &Path, rate: u32) -> String {
     let rate = rate.to_string();
     loggen(
         port,
@@ -357,7 +357,7 @@ fn loggen_file(port: u16, file: &Path, rate: u32) -> String {
 }
 
 /// The sequence number in a message text: `seq: 0000000042, ...`.
-fn seq_of(message: &str) -> Option<u64> {
+pub(crate) fn seq_of(message: &str) -> Option<u64> {
     let rest = &message[message.find("seq: ")? + 5..];
     let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
     digits.parse().ok()

@@ -1,0 +1,247 @@
+//! rsyslog 8.2302 with kpipe as its omprog destination: the shipped example, driven by loggen.
+//! rsyslogd runs from the unpacked Debian package (scripts/setup), beside syslog-ng.
+
+use std::collections::BTreeSet;
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::syslog_ng::{free_port, loggen_file, seq_of, write_messages};
+use crate::util::*;
+
+const EXAMPLE: &str = "contrib/rsyslog/kpipe.conf";
+
+fn rsyslog_root() -> PathBuf {
+    let cache = std::env::var_os("KPIPE_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/kpipe"));
+    let root = cache.join("rsyslog");
+    assert!(
+        root.join("usr/sbin/rsyslogd").exists(),
+        "rsyslog is not unpacked in {}: run scripts/setup",
+        root.display()
+    );
+    root
+}
+
+/// The shipped example pointed at the test's broker, port, topics and directory; every line it
+/// relies on is checked, so the example cannot drift away from what is tested.
+fn example_conf(dir: &Path, port: u16, brokers: &str, prefix: &str) -> String {
+    let text = std::fs::read_to_string(root().join(EXAMPLE)).expect("reading the example");
+    let edits = [
+        (r#"port="514""#.to_string(), format!(r#"port="{port}""#)),
+        ("/usr/bin/kpipe".into(), kpipe_bin().to_string()),
+        ("-b kafka1:9092,kafka2:9092".into(), format!("-b {brokers}")),
+        (
+            "-t logs.${programname}".into(),
+            format!("-t {prefix}.${{programname}}"),
+        ),
+        (
+            "--topic-allow logs[.]".into(),
+            format!("--topic-allow {prefix}[.]"),
+        ),
+        (
+            "/var/spool/kpipe".into(),
+            dir.join("spool").display().to_string(),
+        ),
+        (
+            "/var/log/kpipe-dead-letter.ndjson".into(),
+            dir.join("dead-letter.ndjson").display().to_string(),
+        ),
+        (
+            "/var/log/kpipe.log".into(),
+            dir.join("kpipe.log").display().to_string(),
+        ),
+    ];
+    let mut conf = format!(
+        "global(workDirectory=\"{}\")\n{text}",
+        dir.join("work").display()
+    );
+    for (from, to) in edits {
+        assert!(conf.contains(&from), "{EXAMPLE} no longer contains {from}");
+        conf = conf.replace(&from, &to);
+    }
+    conf
+}
+
+struct Rsyslog {
+    dir: PathBuf,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl Rsyslog {
+    fn start(dir: &Path, port: u16, conf: &str) -> Rsyslog {
+        std::fs::create_dir_all(dir.join("work")).unwrap();
+        std::fs::write(dir.join("rsyslog.conf"), conf).unwrap();
+        let mut r = Rsyslog {
+            dir: dir.to_path_buf(),
+            port,
+            child: None,
+        };
+        r.launch();
+        r
+    }
+
+    fn launch(&mut self) {
+        let root = rsyslog_root();
+        let log = std::fs::File::create(self.dir.join("rsyslogd.log")).unwrap();
+        let child = Command::new(root.join("usr/sbin/rsyslogd"))
+            .arg("-n")
+            .arg("-M")
+            .arg(root.join("usr/lib/x86_64-linux-gnu/rsyslog"))
+            .arg("-f")
+            .arg(self.dir.join("rsyslog.conf"))
+            .arg("-i")
+            .arg(self.dir.join("rsyslogd.pid"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("starting rsyslogd");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "rsyslogd did not listen: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGTERM, as `systemctl stop` does; waits for rsyslogd to exit.
+    fn stop(&mut self) {
+        let mut child = self.child.take().expect("rsyslogd is not running");
+        signal(&child, "TERM");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while child.try_wait().unwrap().is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "rsyslogd did not stop: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("rsyslogd.log")).unwrap_or_default()
+            + &std::fs::read_to_string(self.dir.join("kpipe.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Rsyslog {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Sequence numbers of what landed in the topics of `programs`, and whether each record's key
+/// is the host the message named.
+fn landed(b: &str, prefix: &str, programs: &[&str], expect: usize) -> Vec<u64> {
+    let mut seqs = Vec::new();
+    let mut got = 0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut readers: Vec<TopicReader> = programs
+        .iter()
+        .map(|p| TopicReader::new(b, &format!("{prefix}.{p}"), Duration::from_secs(10)))
+        .collect();
+    while got < expect && Instant::now() < deadline {
+        got = 0;
+        for r in readers.iter_mut() {
+            r.read_until(usize::MAX, Duration::from_millis(50), Duration::ZERO);
+            got += r.records.len();
+        }
+    }
+    for r in readers.iter_mut() {
+        r.read_until(usize::MAX, Duration::from_millis(500), Duration::ZERO);
+    }
+    for r in &readers {
+        for l in &r.records {
+            let v: serde_json::Value = serde_json::from_slice(l.value.as_deref().unwrap()).unwrap();
+            let seq = v["msg"].as_str().and_then(seq_of).expect("seq in msg");
+            let host = format!("host{}", seq % 7);
+            assert_eq!(v["hostname"], host.as_str());
+            assert_eq!(
+                l.key.as_deref(),
+                Some(host.as_bytes()),
+                "key is not the host"
+            );
+            seqs.push(seq);
+        }
+    }
+    seqs
+}
+
+#[test]
+fn the_example_delivers_five_thousand_keyed_by_host() {
+    let b = shared_brokers();
+    let prefix = fresh_topic("rsyslog");
+    let programs = ["app0", "app1", "app2"];
+    for p in programs {
+        create_topic(b, &format!("{prefix}.{p}"), 3, 1, &[]);
+    }
+    let dir = temp_dir("rsyslog-5000");
+    let file = dir.join("messages.txt");
+    write_messages(&file, 0..5_000);
+    let port = free_port();
+    let mut r = Rsyslog::start(&dir, port, &example_conf(&dir, port, b, &prefix));
+    loggen_file(port, &file, 5_000);
+    let seqs = landed(b, &prefix, &programs, 5_000);
+    let unique: BTreeSet<u64> = seqs.iter().copied().collect();
+    assert_eq!(seqs.len(), 5_000, "{}", r.log());
+    assert_eq!(unique.len(), 5_000);
+    r.stop();
+}
+
+#[test]
+fn rsyslog_stopped_and_started_during_a_broker_outage_loses_nothing() {
+    let c = Cluster::start("rsyslog-outage", 1);
+    let b = c.bootstrap.clone();
+    let prefix = fresh_topic("rsyslog-outage");
+    let programs = ["app0", "app1", "app2"];
+    for p in programs {
+        create_topic(&b, &format!("{prefix}.{p}"), 1, 1, &[]);
+    }
+    let dir = temp_dir("rsyslog-outage");
+    let port = free_port();
+    let mut r = Rsyslog::start(&dir, port, &example_conf(&dir, port, &b, &prefix));
+    let (before, during, after) = (dir.join("before"), dir.join("during"), dir.join("after"));
+    write_messages(&before, 0..100);
+    write_messages(&during, 100..2_100);
+    write_messages(&after, 2_100..2_101);
+    loggen_file(port, &before, 1_000);
+    assert_eq!(
+        landed(&b, &prefix, &programs, 100).len(),
+        100,
+        "{}",
+        r.log()
+    );
+    c.kill_node(1);
+    loggen_file(port, &during, 1_000);
+    std::thread::sleep(Duration::from_secs(1));
+    r.stop();
+    // kpipe got EOF at the stop, delivered nothing for its 4 s and spooled the rest.
+    std::thread::sleep(Duration::from_secs(6));
+    r.launch();
+    c.start_node(1);
+    // omprog starts kpipe on the first message after a start; that kpipe sends the spool first.
+    loggen_file(port, &after, 100);
+    let seqs = landed(&b, &prefix, &programs, 2_101);
+    let unique: BTreeSet<u64> = seqs.iter().copied().collect();
+    let lost: Vec<u64> = (0..2_101).filter(|s| !unique.contains(s)).collect();
+    assert!(
+        lost.is_empty(),
+        "{} lost: {:?}\n{}",
+        lost.len(),
+        &lost[..lost.len().min(20)],
+        r.log()
+    );
+    r.stop();
+}
