@@ -87,7 +87,12 @@ impl Outbox {
                 self.life.halt(Halt::Fatal);
             }
         }
-        if self.refused.is_none() && self.ledger.counters.snapshot().delivered == 0 {
+        let delivered = self
+            .ledger
+            .counters
+            .delivered
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if self.refused.is_none() && delivered == 0 {
             // Waiting out --delivery-timeout would not change the brokers' mind.
             if let Some((r, text)) = self.sink.refused() {
                 say!("kpipe: {text}; {}", r.hint());

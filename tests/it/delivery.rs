@@ -75,6 +75,9 @@ fn permanent_failures_go_to_the_dead_letter_file_without_stalling_healthy_record
             dlq.to_str().unwrap(),
             "--delivery-timeout",
             "2m",
+            // Uncompressed: 5 000 x's compress to a batch the 1 000-byte topic accepts.
+            "-z",
+            "none",
         ],
         input.as_bytes(),
     );
