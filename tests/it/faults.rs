@@ -124,6 +124,9 @@ fn outage_run(
         reader.read_until(before.len(), Duration::from_secs(30), Duration::ZERO),
         before.len()
     );
+    // A consumer can read a record before the producer has the broker's acknowledgement; give
+    // it that moment, so "before" means acknowledged before the outage.
+    std::thread::sleep(Duration::from_millis(500));
     c.kill_node(1);
     stdin
         .write_all((during.join("\n") + "\n").as_bytes())
