@@ -289,12 +289,21 @@ def read_topics(bootstrap, ends, host_re):
     return out, sample
 
 
+def read_chars(pid):
+    """Bytes a process has read so far (rchar in /proc/PID/io), None if it is gone."""
+    try:
+        return int(re.search(r"rchar: (\d+)", Path(f"/proc/{pid}/io").read_text()).group(1))
+    except (OSError, AttributeError):
+        return None
+
+
 def measure(*, broker, daemon, port, route, topics, n, msgs, warm, warm_n, rate, wait, run_dir, producer_in_child,
-            counted, host_re, out=None):
+            counted, host_re, out=None, quiet_wait=5.0):
     """One measured run on a started daemon: warm-up messages first (they must land), then the
     load from loggen, watched until every record landed (or `wait` s after loggen exited).
     Without topics the route writes `out` (a file): "landed" is then the moment it reached its
-    final size. Stops the daemon; returns the run's record."""
+    final size. Before a counted run it waits up to quiet_wait s for other processes to use
+    < 0.3 cores. Stops the daemon; returns the run's record."""
     from confluent_kafka import Consumer
     to_kafka = bool(topics)
     wm = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "bench-wm", "log_level": 3})
@@ -307,7 +316,7 @@ def measure(*, broker, daemon, port, route, topics, n, msgs, warm, warm_n, rate,
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{route}: the warm-up messages did not land in 20 s")
             time.sleep(0.05)
-        others_before = wait_quiet(broker) if counted else None
+        others_before = wait_quiet(broker, max_wait=quiet_wait) if counted else None
         child = next(iter(daemon.kids()), None)
         pids = {daemon.name: daemon.p.pid, "child": child}
         producer = child if producer_in_child else daemon.p.pid
@@ -321,7 +330,10 @@ def measure(*, broker, daemon, port, route, topics, n, msgs, warm, warm_n, rate,
         th = threading.Thread(target=lambda: lg.update(loggen(port, msgs, rate, run_dir / "loggen.log"), done=time.time()))
         th.start()
         deadline = None
+        reads = []  # (time, bytes the child had read): when the daemon had handed it everything
         while True:
+            if child:
+                reads.append((time.time(), read_chars(child)))
             if not th.is_alive() and "done" not in lg:
                 raise RuntimeError(f"loggen failed: {(run_dir / 'loggen.log').read_text()[-2000:]}")
             if to_kafka:
@@ -376,6 +388,14 @@ def measure(*, broker, daemon, port, route, topics, n, msgs, warm, warm_n, rate,
         first_ms = next((t * 1000 for t, z in sizes if z > warm_size), None)
         last_ms = next((t * 1000 for t, z in sizes if z == final), None)
     wm.close()
+    reads = [(t, c) for t, c in reads if c is not None]
+    child_read_all = next((t - t0 for t, c in reads if c == reads[-1][1]), None) if reads else None
+    # Records landed by each quarter second after the first was sent.
+    if to_kafka and last_ms:
+        rel = sorted((ts - t0_ms) / 1000 for ts, s, _ in recs if s is not None)
+        timeline = [sum(1 for x in rel if x <= q / 4) for q in range(1, int(rel[-1] * 4) + 2)]
+    else:
+        timeline = None
     kpipe_err = (run_dir / "kpipe.stderr").read_text().strip() if (run_dir / "kpipe.stderr").exists() else ""
     r = {
         "route": route, "topics": topics if to_kafka else [str(out)], "counted": counted,
@@ -385,14 +405,14 @@ def measure(*, broker, daemon, port, route, topics, n, msgs, warm, warm_n, rate,
         "records": records, "landed": landed, "lost": n - landed, "duplicated": dup, "keys_ok": keys_ok,
         "per_partition": ends,
         "cpu_s": cpu, "rdkafka_broker_thread_cpu_s": rdk if to_kafka else None, "broker_cpu_s": broker_cpu,
-        "child_read_syscalls": syscr,
+        "child_read_syscalls": syscr, "child_read_all_s": child_read_all, "landed_by_quarter_s": timeline,
         "others_cores": max(0.0, (busy - sum(cpu.values()) - broker_cpu - lg.get("cpu_s", 0) - mine) / max(t_seen, 1e-9)),
         "others_cores_before": others_before,
         "kpipe_stderr": kpipe_err[-2000:], "sample": sample,
     }
     log(f"{'' if counted else '(warm-up) '}{route:12s} {r['first_sent_to_last_landed_s'] or 0:.3f} s first sent -> last landed; "
         f"{landed:,} of {n:,} landed, {dup} dup{'' if keys_ok else ', KEYS WRONG'}; loggen exited {r['loggen_exited_s']:.2f} s "
-        f"({lg.get('rate', 0):,.0f} msg/s); CPU " + ", ".join(f"{k} {v:.2f} s" for k, v in cpu.items())
+        f"({lg.get('rate', 0):,.0f} msg/s)" + (f"; child had read all {child_read_all:.2f} s" if child_read_all else "") + "; CPU " + ", ".join(f"{k} {v:.2f} s" for k, v in cpu.items())
         + (f" (librdkafka broker thread {rdk:.2f} s)" if to_kafka else "")
         + f", Kafka {broker_cpu:.2f} s, loggen {lg.get('cpu_s', 0):.2f} s; others {r['others_cores']:.2f} cores")
     return r
