@@ -44,12 +44,18 @@ complete -c kpipe -l retry-backoff-max -d 'Longest pause between retries, reache
 complete -c kpipe -l max-buffered -d 'Most record bytes held in flight; while full, kpipe stops reading stdin' -r
 complete -c kpipe -l dead-letter -d 'Append records that fail permanently to FILE, as envelope lines with the reason' -r -F
 complete -c kpipe -l spool -d 'Keep what could not be delivered yet in DIR; the next run sends it first' -r -F
+complete -c kpipe -l transactional-id -d 'Transactional id for --atomic or --exactly-once; a run with the same id fences the last' -r
+complete -c kpipe -l transaction-timeout -d 'How long a transaction may stay open (the brokers\' transaction.max.timeout.ms caps it)' -r
+complete -c kpipe -l commit-interval -d 'With --exactly-once, how often the open transaction is committed' -r
+complete -c kpipe -l offsets-topic -d 'With --exactly-once, the compacted topic that holds each id\'s committed log position' -r
 complete -c kpipe -l shutdown-timeout -d 'After SIGTERM/SIGINT (or at EOF with --spool), how long to keep reading and delivering' -r
 complete -c kpipe -l stats -d 'Write statistics as JSON lines to FILE, or `-` for stderr' -r
 complete -c kpipe -l stats-interval -d 'How often to write --stats lines' -r
 complete -c kpipe -l dry-run -d 'Print each record as it would be sent, in envelope form, to stdout; no broker'
 complete -c kpipe -l tls -d 'Connect with TLS (security.protocol SSL, or SASL_SSL with --sasl-mechanism)'
 complete -c kpipe -l tls-insecure -d 'Do not verify the brokers\' certificates or names (warned on stderr); implies --tls'
+complete -c kpipe -l atomic -d 'Send the whole input in one Kafka transaction, committed at EOF: all of it or none'
+complete -c kpipe -l exactly-once -d 'Write every record to a log in the --spool DIR before sending, and send in transactions that also record the log position: no record twice, even across SIGKILL'
 complete -c kpipe -l no-progress -d 'Never show the live progress line, even on a terminal'
 complete -c kpipe -s q -l quiet -d 'Print nothing on success and one line on failure'
 complete -c kpipe -s v -l verbose -d 'More detail on stderr; twice shows librdkafka\'s own log'

@@ -288,6 +288,31 @@ pub struct Cli {
     #[arg(long, value_name = "DIR")]
     pub spool: Option<PathBuf>,
 
+    /// Send the whole input in one Kafka transaction, committed at EOF: all of it or none.
+    #[arg(long, conflicts_with_all = ["exactly_once", "spool", "dry_run"])]
+    pub atomic: bool,
+
+    /// Write every record to a log in the --spool DIR before sending, and send in transactions
+    /// that also record the log position: no record twice, even across SIGKILL.
+    #[arg(long, requires = "spool", conflicts_with = "dry_run")]
+    pub exactly_once: bool,
+
+    /// Transactional id for --atomic or --exactly-once; a run with the same id fences the last.
+    #[arg(long, value_name = "ID")]
+    pub transactional_id: Option<String>,
+
+    /// How long a transaction may stay open (the brokers' transaction.max.timeout.ms caps it).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub transaction_timeout: Option<Duration>,
+
+    /// With --exactly-once, how often the open transaction is committed.
+    #[arg(long, value_name = "DURATION", default_value = "100ms", value_parser = parse_duration)]
+    pub commit_interval: Duration,
+
+    /// With --exactly-once, the compacted topic that holds each id's committed log position.
+    #[arg(long, value_name = "TOPIC", default_value = "kpipe-offsets")]
+    pub offsets_topic: String,
+
     /// After SIGTERM/SIGINT (or at EOF with --spool), how long to keep reading and delivering.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,

@@ -7,6 +7,7 @@ use anyhow::{bail, Result};
 use rdkafka::ClientConfig;
 
 use crate::cli::{Acks, Cli, Format, OnError};
+use crate::guarantee::Transactions;
 use crate::route::{self, Router};
 use crate::security::{Security, SECRET_KEYS};
 use crate::units::unescape;
@@ -38,6 +39,8 @@ pub struct Settings {
     pub security: Security,
     /// `--tls-insecure`: certificates are not checked.
     pub tls_insecure: bool,
+    /// `--atomic` or `--exactly-once`, when given.
+    pub transactions: Option<Transactions>,
 }
 
 impl Settings {
@@ -93,7 +96,11 @@ impl Settings {
                 topic_allow: cli.topic_allow.as_deref(),
             },
         )?;
-        let client = client_config(&cli, &brokers, &properties, &security)?;
+        let transactions = Transactions::from_cli(&cli, &crate::guarantee::host_name())?;
+        let mut client = client_config(&cli, &brokers, &properties, &security)?;
+        if let Some(t) = &transactions {
+            transactional(&mut client, t, cli.delivery_timeout.0);
+        }
         let settings = Settings {
             brokers,
             format: cli.format,
@@ -114,6 +121,7 @@ impl Settings {
             client,
             tls_insecure: cli.tls_insecure,
             security,
+            transactions,
         };
         Ok((settings, router))
     }
@@ -154,6 +162,8 @@ pub const OWNED_BY_FLAGS: &[(&str, &str)] = &[
     ("sasl.mechanism", "--sasl-mechanism"),
     ("sasl.mechanisms", "--sasl-mechanism"),
     ("sasl.username", "--sasl-username"),
+    ("transactional.id", "--transactional-id"),
+    ("transaction.timeout.ms", "--transaction-timeout"),
 ];
 
 /// Bytes of `--max-buffered` per record librdkafka may queue (see `client_config`).
@@ -267,6 +277,17 @@ fn client_config(
         c.set(k, v);
     }
     Ok(c)
+}
+
+/// A transactional producer: its id and timeout; a record may not outlive its transaction.
+fn transactional(c: &mut ClientConfig, t: &Transactions, delivery: Option<Duration>) {
+    let timeout = delivery.map_or(t.timeout, |d| d.min(t.timeout));
+    c.set("transactional.id", &t.id)
+        .set(
+            "transaction.timeout.ms",
+            t.timeout.as_millis().max(1).to_string(),
+        )
+        .set("message.timeout.ms", timeout.as_millis().max(1).to_string());
 }
 
 #[cfg(test)]

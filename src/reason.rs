@@ -86,6 +86,8 @@ pub enum Reason {
     Stopped,
     /// The producer hit a fatal error.
     Fatal(String),
+    /// The `--atomic` transaction the record belonged to was aborted.
+    Aborted(String),
     /// A spool file line that is not an envelope (a truncated write, or not kpipe's).
     CorruptSpool {
         file: String,
@@ -103,7 +105,7 @@ impl Reason {
             | Reason::TooLarge { .. }
             | Reason::CorruptSpool { .. } => Kind::Permanent,
             Reason::Kafka { code, .. } => classify(*code),
-            Reason::Stopped | Reason::Fatal(_) => Kind::Passing,
+            Reason::Stopped | Reason::Fatal(_) | Reason::Aborted(_) => Kind::Passing,
         }
     }
 
@@ -151,6 +153,7 @@ impl fmt::Display for Reason {
             Reason::Kafka { text, .. } => f.write_str(text),
             Reason::Stopped => f.write_str("kpipe stopped before the record could be queued"),
             Reason::Fatal(text) => write!(f, "the producer hit a fatal error: {text}"),
+            Reason::Aborted(why) => write!(f, "its transaction was aborted: {why}"),
             Reason::CorruptSpool {
                 file,
                 line,

@@ -32,6 +32,8 @@ pub enum Halt {
     InputFailed,
     /// The producer hit a fatal error and can deliver nothing more.
     Fatal,
+    /// The `--atomic` transaction was aborted: nothing more is sent.
+    Aborted,
 }
 
 /// What has happened to the run so far.
@@ -90,6 +92,11 @@ impl Lifecycle {
     /// Why reading ended early, if it did.
     pub fn halted(&self) -> Option<Halt> {
         self.halt
+    }
+
+    /// Whether a stop signal came or reading had to end early.
+    pub fn stopping(&self) -> bool {
+        self.first_stop.is_some() || self.halt.is_some()
     }
 
     /// Whether reading must end before the next record.

@@ -8,12 +8,14 @@ mod replay;
 mod reports;
 mod setup;
 mod step;
+mod txn;
 
 use std::time::{Duration, Instant};
 
 use crate::cli::{Cli, Format};
 use crate::config::Settings;
 use crate::exit::Status;
+use crate::guarantee::Mode;
 use crate::input::{BlockReader, Capped, Fill, Framer, JsonFramer, LinesFramer, Piece};
 use crate::message::Origin;
 use crate::reason::{Position, Reason};
@@ -73,24 +75,34 @@ struct App {
     seen_malformed: bool,
     io_error: Option<String>,
     last_rescan: Instant,
+    /// `--atomic` or `--exactly-once`: the transaction and its log.
+    txn: Option<txn::Txn>,
 }
 
 impl App {
     /// The lifecycle, one phase at a time.
     fn run(mut self) -> Status {
-        self.replay_spool();
         let mut input = BlockReader::stdin();
+        if let Err(setup::Setup(status, e)) = self.start_transactions(&mut input) {
+            say!("kpipe: {e:#}");
+            return status;
+        }
+        self.replay_spool();
         let mut framer = self.framer();
         loop {
-            self.tick();
-            match self
-                .out
-                .life
-                .phase(Instant::now(), self.out.sink.in_flight())
-            {
+            if let Some(at) = self.tick() {
+                self.rewind(at, &mut input, &mut framer);
+            }
+            let in_flight = self.out.sink.in_flight();
+            match self.out.life.phase(Instant::now(), in_flight) {
                 Phase::Reading | Phase::Grace => self.read(&mut input, framer.as_mut()),
                 Phase::Sweep => self.sweep(&mut input, framer.as_mut()),
                 Phase::Close => self.close_input(&mut input, framer.as_mut()),
+                Phase::Drain | Phase::Done if self.transaction_open() => {
+                    if let Some(at) = self.settle(true) {
+                        self.rewind(at, &mut input, &mut framer);
+                    }
+                }
                 Phase::Drain => self.out.sink.wait(DRAIN_SLICE),
                 Phase::Purge => self.purge(),
                 Phase::Done => break,
@@ -124,6 +136,7 @@ impl App {
             Ok(Fill::Data | Fill::Eof) => {}
             Err(e) => return self.input_failed(e),
         }
+        self.log_input(input);
         self.handle_pieces(input, framer, false);
         self.out.sink.wait(Duration::ZERO);
         if input.at_eof() && input.window().is_empty() {
@@ -147,6 +160,7 @@ impl App {
                 Ok(Fill::Idle) => break,
                 Err(e) => return self.input_failed(e),
             }
+            self.log_input(input);
             if !self.handle_pieces(input, framer, false) {
                 break;
             }
@@ -188,6 +202,9 @@ impl App {
             }
             self.handle(piece, bytes, at);
             input.consume(len);
+            if let Some(t) = self.txn.as_mut().filter(|t| !t.blocked) {
+                t.position = input.offset();
+            }
             // What is already read is handled even after a second signal: it goes to the spool.
             self.out.observe_signals();
             if !at_end && self.out.life.must_close_input() {
@@ -224,13 +241,26 @@ impl App {
             Decision::Send => {
                 let rec = self.router.record(bytes);
                 let origin = Origin::stdin(rec.partition.is_some()).with_timestamp(rec.timestamp);
-                self.out.send(&rec, origin);
+                match &mut self.txn {
+                    Some(t) => t.send(&mut self.out, &rec, origin),
+                    None => {
+                        self.out.send(&rec, origin);
+                    }
+                }
             }
             Decision::SendAsString(reason) => {
                 bump(&self.out.ledger.counters.malformed_sent);
                 let text = reason.to_string();
                 match self.router.fallback(bytes, &text) {
-                    Some(rec) => self.out.send(&rec, Origin::stdin(rec.partition.is_some())),
+                    Some(rec) => {
+                        let origin = Origin::stdin(rec.partition.is_some());
+                        match &mut self.txn {
+                            Some(t) => t.send(&mut self.out, &rec, origin),
+                            None => {
+                                self.out.send(&rec, origin);
+                            }
+                        }
+                    }
                     None => self.fail_input(bytes, &reason),
                 }
             }
@@ -242,8 +272,10 @@ impl App {
             }
             Decision::Drop(_) => bump(&self.out.ledger.counters.malformed_dropped),
             Decision::Stop(reason) => {
-                bump(&self.out.ledger.counters.malformed_dropped);
-                say!("kpipe: {reason}; stopping as --on-error exit asks");
+                if self.out.life.halted().is_none() {
+                    bump(&self.out.ledger.counters.malformed_dropped);
+                    say!("kpipe: {reason}; stopping as --on-error exit asks");
+                }
                 self.out.life.halt(Halt::BadInput);
             }
         }
@@ -267,8 +299,9 @@ impl App {
             .failed(Origin::stdin(false), &rec, reason, false);
     }
 
-    /// Between blocks: signals, reports, and spool files other runs left.
-    fn tick(&mut self) {
+    /// Between blocks: signals, reports, spool files other runs left, and the transaction
+    /// (returns where to resend from when it was aborted).
+    fn tick(&mut self) -> Option<u64> {
         self.out.tick();
         if self.spool.is_some()
             && self.out.life.phase(Instant::now(), 1) == Phase::Reading
@@ -277,6 +310,7 @@ impl App {
             self.last_rescan = Instant::now();
             self.replay_spool();
         }
+        self.settle(false)
     }
 
     fn sync(&mut self) {
@@ -328,6 +362,11 @@ impl App {
             spool: spool.as_deref(),
             dead_letter: dead_letter.as_deref(),
             brokers: &self.s.brokers,
+            all_or_nothing: self.txn.as_ref().is_some_and(|t| t.t.mode == Mode::Atomic),
+            waiting: self
+                .txn
+                .as_ref()
+                .and_then(|t| Some((t.waiting(), t.log_dir()?))),
         });
         for line in &outcome.lines {
             say!("{line}");

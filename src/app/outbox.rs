@@ -31,6 +31,8 @@ pub struct Outbox {
     pub fatal: Option<String>,
     /// The brokers' TLS or SASL refusal, when nothing got through before it.
     pub refused: Option<Refused>,
+    /// Records that cannot be taken stay in the transaction's log, not the spool.
+    pub transactional: bool,
 }
 
 impl Outbox {
@@ -52,20 +54,25 @@ impl Outbox {
             stops_seen: 0,
             fatal: None,
             refused: None,
+            transactional: false,
         }
     }
 
     /// Hands a record to the sink, waiting while its queue is full for as long as the lifecycle
-    /// allows; a record that cannot wait any longer goes to the spool or dead-letter file.
-    pub fn send(&mut self, rec: &Record, origin: Origin) {
+    /// allows; a record that cannot wait any longer goes to the spool or dead-letter file, or
+    /// in a transactional run stays in the log. Returns whether the sink took it.
+    pub fn send(&mut self, rec: &Record, origin: Origin) -> bool {
         while self.sink.send(rec, origin).is_err() {
             self.tick();
             if !self.life.may_wait_for_room(Instant::now()) {
-                self.ledger.failed(origin, rec, &Reason::Stopped, false);
-                return;
+                if !self.transactional {
+                    self.ledger.failed(origin, rec, &Reason::Stopped, false);
+                }
+                return false;
             }
             self.sink.wait(FULL_WAIT);
         }
+        true
     }
 
     /// Takes in stop signals; cheap enough to call for every record.

@@ -27,6 +27,11 @@ pub struct Facts<'a> {
     pub spool: Option<&'a Path>,
     pub dead_letter: Option<&'a Path>,
     pub brokers: &'a str,
+    /// `--atomic`: one malformed record under `--on-error exit` fails them all, and that is
+    /// the status, not the records it took along.
+    pub all_or_nothing: bool,
+    /// `--exactly-once`: bytes of input in the log that no commit covers yet, and the log.
+    pub waiting: Option<(u64, &'a Path)>,
 }
 
 /// The exit status, and the lines for stderr (each starting `kpipe:`).
@@ -60,13 +65,22 @@ pub fn conclude(f: &Facts) -> Outcome {
         ));
         status = status.merge(Status::IoErr);
     }
+    if let Some((bytes, log)) = f.waiting.filter(|(b, _)| *b > 0) {
+        lines.push(format!(
+            "kpipe: {bytes} bytes of input in the log {} are not committed yet; the next run with --exactly-once and this --spool sends them",
+            log.display()
+        ));
+        status = status.merge(Status::TempFail);
+    }
     let undelivered = t.failed();
     if undelivered > 0 || f.fatal.is_some() {
-        status = status.merge(match (f.refused, f.unreachable) {
-            (Some(Refused::Authentication), _) => Status::NoPerm,
-            (Some(Refused::Tls), _) | (None, true) => Status::Unavailable,
-            (None, false) => Status::TempFail,
-        });
+        if !(f.all_or_nothing && f.bad_input) {
+            status = status.merge(match (f.refused, f.unreachable) {
+                (Some(Refused::Authentication), _) => Status::NoPerm,
+                (Some(Refused::Tls), _) | (None, true) => Status::Unavailable,
+                (None, false) => Status::TempFail,
+            });
+        }
         let mut whereabouts = Vec::new();
         if t.spooled > 0 {
             whereabouts.push(format!(

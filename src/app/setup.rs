@@ -12,11 +12,13 @@ use super::lifecycle::Lifecycle;
 use super::outbox::Outbox;
 use super::reports::Reports;
 use super::step::Policy;
+use super::txn::Txn;
 use super::App;
 use crate::cli::Format;
 use crate::config::Settings;
 use crate::exit::Status;
 use crate::failed::Ledger;
+use crate::guarantee::Mode;
 use crate::route::Router;
 use crate::say;
 use crate::signals::Signals;
@@ -33,13 +35,25 @@ fn setup(status: Status) -> impl FnOnce(anyhow::Error) -> Setup {
 impl App {
     pub(super) fn new(s: Settings, router: Router) -> Result<App, Setup> {
         let signals = Signals::install().map_err(setup(Status::Software))?;
-        let (dead_letter, spool_dir) = if s.dry_run {
+        let (dead_letter, mut spool_dir) = if s.dry_run {
             (None, None)
         } else {
             (s.dead_letter.clone(), s.spool.clone())
         };
         if let Some(dir) = &spool_dir {
             crate::spool::prepare_dir(dir).map_err(setup(Status::CantCreat))?;
+        }
+        let txn = match &s.transactions {
+            Some(t) if !s.dry_run => Some(
+                Txn::new(t.clone(), spool_dir.as_deref(), dead_letter.as_deref())
+                    .map_err(setup(Status::CantCreat))?,
+            ),
+            _ => None,
+        };
+        if txn.as_ref().is_some_and(|t| t.t.mode == Mode::ExactlyOnce) {
+            // The log holds what is not committed yet: nothing is spooled, and spool files of
+            // runs without --exactly-once are left for such a run.
+            spool_dir = None;
         }
         let ledger = Arc::new(
             Ledger::new(dead_letter.as_deref(), spool_dir.as_deref())
@@ -67,6 +81,7 @@ impl App {
                     s.quiet,
                     &s.security.secrets,
                     &s.security.principal,
+                    s.transactions.is_some(),
                 )
                 .map_err(setup(Status::Config))?,
             )
@@ -86,8 +101,10 @@ impl App {
         };
         let replay_router =
             Router::new(Format::Envelope, &Default::default()).map_err(setup(Status::Software))?;
-        let life = Lifecycle::new(s.shutdown_timeout, spool.is_some());
+        let life = Lifecycle::new(s.shutdown_timeout, spool.is_some() || txn.is_some());
         let reports = Reports::new(s.progress, stats_out, s.stats_interval);
+        let mut out = Outbox::new(sink, ledger, life, signals, reports);
+        out.transactional = txn.is_some();
         Ok(App {
             policy: Policy {
                 format: s.format,
@@ -97,7 +114,8 @@ impl App {
             },
             router,
             replay_router,
-            out: Outbox::new(sink, ledger, life, signals, reports),
+            out,
+            txn,
             spool,
             lines: 0,
             seen_malformed: false,

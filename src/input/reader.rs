@@ -43,6 +43,12 @@ pub struct BlockReader {
     stream: bool,
     /// Bytes the last successful read returned.
     last_read: usize,
+    /// Read before the input itself: the log's records that no commit covers yet.
+    prefix: Option<Box<dyn Read + Send>>,
+    /// After the prefix, the input is not read again (it is treated as ended).
+    prefix_only: bool,
+    /// Where in `buf` the bytes the last read took from the input itself begin (`end` if none).
+    fresh: usize,
 }
 
 impl BlockReader {
@@ -72,7 +78,26 @@ impl BlockReader {
             eof: false,
             stream,
             last_read: 0,
+            prefix: None,
+            prefix_only: false,
+            fresh: 0,
         }
+    }
+
+    /// Starts over at stream position `at`: what `prefix` holds is read first, then the input
+    /// (unless `then_input` is false). What the window held is dropped: the prefix has it.
+    pub fn rewind(&mut self, prefix: Box<dyn Read + Send>, at: u64, then_input: bool) {
+        self.start = 0;
+        self.end = 0;
+        self.fresh = 0;
+        self.base = at;
+        self.prefix = Some(prefix);
+        self.prefix_only = !then_input;
+    }
+
+    /// The bytes the last `fill` took from the input itself (not from a prefix), for the log.
+    pub fn fresh(&self) -> &[u8] {
+        &self.buf[self.fresh.min(self.end)..self.end]
     }
 
     /// The bytes read but not yet consumed.
@@ -100,7 +125,7 @@ impl BlockReader {
 
     /// Whether the input has ended.
     pub fn at_eof(&self) -> bool {
-        self.eof
+        self.eof && self.prefix.is_none()
     }
 
     /// Marks `n` bytes at the window's start as used.
@@ -111,10 +136,25 @@ impl BlockReader {
 
     /// Waits up to `wait` for input and appends what is there, without waiting for a full block.
     pub fn fill(&mut self, wait: Duration) -> io::Result<Fill> {
+        self.make_room();
+        self.fresh = self.end;
+        if let Some(prefix) = &mut self.prefix {
+            match prefix.read(&mut self.buf[self.end..])? {
+                0 => {
+                    self.prefix = None;
+                    self.eof |= self.prefix_only;
+                }
+                n => {
+                    self.end += n;
+                    self.fresh = self.end;
+                    self.last_read = n;
+                    return Ok(Fill::Data);
+                }
+            }
+        }
         if self.eof {
             return Ok(Fill::Eof);
         }
-        self.make_room();
         if !self.readable(wait)? {
             return Ok(Fill::Idle);
         }

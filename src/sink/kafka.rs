@@ -36,7 +36,20 @@ pub struct Context {
     secrets: Vec<String>,
     /// Who the brokers take kpipe for.
     principal: String,
+    /// In a transactional run, what the open transaction's reports said.
+    pub(super) txn: Option<TxnReports>,
 }
+
+/// Delivery reports inside a transaction: nothing counts until the commit, and a failure means
+/// the transaction must be aborted (the records are still in the log or the input).
+#[derive(Default)]
+pub(super) struct TxnReports {
+    pub acked: std::sync::atomic::AtomicU64,
+    pub failure: Mutex<Option<Reason>>,
+}
+
+/// The delivery opaque of kpipe's own records (log positions), which are not input records.
+pub(super) const BOOKKEEPING: usize = usize::MAX;
 
 #[derive(Default)]
 struct ErrorLog {
@@ -65,7 +78,12 @@ impl Context {
         self.errors.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn reason(&self, e: &KafkaError, topic: &str) -> Reason {
+    /// Who the brokers take kpipe for.
+    pub(super) fn principal(&self) -> &str {
+        &self.principal
+    }
+
+    pub(super) fn reason(&self, e: &KafkaError, topic: &str) -> Reason {
         let code = e.rdkafka_error_code();
         let last = self.errors().last.clone();
         let text = match (code, last) {
@@ -165,6 +183,20 @@ impl ProducerContext for Context {
     type DeliveryOpaque = usize;
 
     fn delivery(&self, result: &DeliveryResult<'_>, opaque: usize) {
+        if let Some(t) = &self.txn {
+            match result {
+                Ok(_) if opaque != BOOKKEEPING => {
+                    t.acked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                Ok(_) => {}
+                Err((e, msg)) => {
+                    let reason = self.reason(e, msg.topic());
+                    let mut f = t.failure.lock().unwrap_or_else(|p| p.into_inner());
+                    f.get_or_insert(reason);
+                }
+            }
+            return;
+        }
         let origin = Origin(opaque);
         match result {
             Ok(_) => self.ledger.delivered(origin),
@@ -177,7 +209,7 @@ impl ProducerContext for Context {
 pub struct KafkaSink {
     // Declared first so it is dropped (unhooked) before the producer.
     wakeup: Wakeup,
-    producer: BaseProducer<Context>,
+    pub(super) producer: BaseProducer<Context>,
     ledger: Arc<Ledger>,
     started: Instant,
     warm_up: WarmUp,
@@ -201,6 +233,7 @@ impl KafkaSink {
         quiet: bool,
         secrets: &[String],
         principal: &str,
+        transactional: bool,
     ) -> Result<KafkaSink> {
         let context = Context {
             ledger: ledger.clone(),
@@ -209,6 +242,7 @@ impl KafkaSink {
             errors: Mutex::new(ErrorLog::default()),
             secrets: secrets.to_vec(),
             principal: principal.to_string(),
+            txn: transactional.then(TxnReports::default),
         };
         let producer: BaseProducer<Context> = config.create_with_context(context).map_err(|e| {
             let text = redact(&e.to_string(), secrets);
@@ -273,7 +307,7 @@ impl KafkaSink {
         self.serve_ready();
     }
 
-    fn serve_ready(&self) -> bool {
+    pub(super) fn serve_ready(&self) -> bool {
         let mut served = false;
         // Bounded, in case librdkafka counts an event that poll does not take.
         for _ in 0..100_000 {

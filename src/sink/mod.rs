@@ -2,10 +2,12 @@
 
 mod dry_run;
 mod kafka;
+mod txn;
 mod wakeup;
 
 pub use dry_run::DryRun;
 pub use kafka::{builtin_features, KafkaSink};
+pub use txn::{committed_position, ensure_offsets_topic, TxnFailed, TxnStartError};
 
 use std::time::Duration;
 
@@ -32,6 +34,14 @@ impl Sink {
                 d.send(rec, origin);
                 Ok(())
             }
+        }
+    }
+
+    /// The Kafka producer, for transactions (a dry run has none).
+    pub fn kafka(&mut self) -> Option<&mut KafkaSink> {
+        match self {
+            Sink::Kafka(k) => Some(k),
+            Sink::DryRun(_) => None,
         }
     }
 

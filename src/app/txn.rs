@@ -1,0 +1,518 @@
+//! Transactional runs, around the loop: when to open, commit or abort a transaction, where the
+//! committed position stands in the log, and what a rewind resends. `next_step` decides; the
+//! rest carries it out.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+use super::lifecycle::Halt;
+use super::outbox::Outbox;
+use super::setup::Setup;
+use super::App;
+use crate::exit::Status;
+use crate::guarantee::{Mode, Transactions};
+use crate::input::{BlockReader, Framer};
+use crate::journal::Journal;
+use crate::message::Origin;
+use crate::reason::Reason;
+use crate::say;
+use crate::sink::TxnFailed;
+use crate::wire::Record;
+
+/// How long a commit or abort may block, at most.
+const TXN_WAIT: Duration = Duration::from_secs(60);
+
+/// A transactional run's state.
+pub(super) struct Txn {
+    pub t: Transactions,
+    /// `--exactly-once`: the log in the spool. `--atomic` with a dead-letter file: a private
+    /// log of the input, to put every record there if the transaction aborts.
+    pub journal: Option<Journal>,
+    /// `--atomic`'s private log directory, removed at the end.
+    temp_dir: Option<PathBuf>,
+    /// The log position the last commit recorded.
+    pub committed: u64,
+    /// Every record before this position was handed to the open transaction or settled.
+    pub position: u64,
+    /// A record could not be handed over: nothing after it may be sent in this run.
+    pub blocked: bool,
+    /// When the open transaction began.
+    pub opened: Option<Instant>,
+    /// `read` and `bytes` when the last commit was made, restored when a rewind resends.
+    counted: (u64, u64),
+    /// Records handed to the open transaction.
+    pub sent: u64,
+    /// Why the transaction was aborted; from then on every record fails with it.
+    pub aborted: Option<Reason>,
+    /// Why the log could not take more input, once it could not.
+    pub log_error: Option<String>,
+}
+
+/// What the transaction needs next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Step {
+    Nothing,
+    Commit,
+    Abort,
+}
+
+/// What is going on around the transaction.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Seen {
+    /// A transaction is open.
+    pub open: bool,
+    /// How long it has been open.
+    pub open_for: Duration,
+    /// The input is closed and every byte read was handled.
+    pub input_done: bool,
+    /// A stop signal came, or reading had to end early.
+    pub stopping: bool,
+    /// A record in the transaction failed to be delivered.
+    pub failed: bool,
+}
+
+/// The decision: a batch commits only at the end of an input that ended well; a stream
+/// commits every interval and at the end, and aborts only what failed (its log resends it).
+pub(super) fn next_step(mode: Mode, interval: Duration, s: Seen) -> Step {
+    if !s.open {
+        return Step::Nothing;
+    }
+    if s.failed {
+        return Step::Abort;
+    }
+    match mode {
+        Mode::Atomic if s.stopping => Step::Abort,
+        Mode::Atomic if s.input_done => Step::Commit,
+        Mode::Atomic => Step::Nothing,
+        Mode::ExactlyOnce if s.input_done || s.open_for >= interval => Step::Commit,
+        Mode::ExactlyOnce => Step::Nothing,
+    }
+}
+
+impl Txn {
+    /// Sets up the transaction state and the log.
+    pub fn new(t: Transactions, spool: Option<&Path>, dead_letter: Option<&Path>) -> Result<Txn> {
+        let (journal, temp_dir) = match (t.mode, spool, dead_letter) {
+            (Mode::ExactlyOnce, Some(dir), _) => (Some(Journal::open(&dir.join("log"))?), None),
+            (Mode::Atomic, _, Some(file)) => {
+                let parent = file.parent().filter(|p| !p.as_os_str().is_empty());
+                let name = format!(".kpipe-atomic-{}", std::process::id());
+                let dir = parent.unwrap_or(Path::new(".")).join(name);
+                (Some(Journal::open(&dir)?), Some(dir))
+            }
+            _ => (None, None),
+        };
+        Ok(Txn {
+            t,
+            journal,
+            temp_dir,
+            committed: 0,
+            position: 0,
+            blocked: false,
+            opened: None,
+            counted: (0, 0),
+            sent: 0,
+            aborted: None,
+            log_error: None,
+        })
+    }
+
+    /// The log's directory, for a stream.
+    pub fn log_dir(&self) -> Option<&Path> {
+        match (&self.journal, self.t.mode) {
+            (Some(j), Mode::ExactlyOnce) => Some(j.dir()),
+            _ => None,
+        }
+    }
+
+    /// Bytes of input in the log that no commit covers: the next run sends them.
+    pub fn waiting(&self) -> u64 {
+        match (&self.journal, self.t.mode) {
+            (Some(j), Mode::ExactlyOnce) => j.end().saturating_sub(self.committed),
+            _ => 0,
+        }
+    }
+}
+
+impl Txn {
+    /// Hands a record over inside the open transaction (opening one if none is), or fails it
+    /// once the transaction was aborted. A record the producer cannot take stays in the log,
+    /// and so does everything after it.
+    pub fn send(&mut self, out: &mut Outbox, rec: &Record, origin: Origin) {
+        if let Some(r) = &self.aborted {
+            out.ledger.failed(origin, rec, r, false);
+            return;
+        }
+        if self.blocked {
+            return;
+        }
+        if self.opened.is_none() {
+            if let Some(Err(TxnFailed::Fatal(e) | TxnFailed::Aborted(e))) =
+                out.sink.kafka().map(|k| k.begin())
+            {
+                out.fatal.get_or_insert(e);
+                out.life.halt(Halt::Fatal);
+                self.blocked = true;
+                return;
+            }
+            self.opened = Some(Instant::now());
+            self.sent = 0;
+        }
+        if out.send(rec, origin) {
+            self.sent += 1;
+        } else {
+            self.blocked = true;
+        }
+    }
+}
+
+impl Drop for Txn {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.temp_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+impl App {
+    /// Fences the id's earlier producer; for a stream, finds the committed position and puts
+    /// what the log holds after it ahead of the input.
+    pub(super) fn start_transactions(&mut self, input: &mut BlockReader) -> Result<(), Setup> {
+        self.find_committed(input).map_err(|e| {
+            let status = match e.downcast_ref::<crate::sink::TxnStartError>() {
+                Some(s) => s.status(),
+                None => Status::IoErr,
+            };
+            Setup(status, e)
+        })
+    }
+
+    fn find_committed(&mut self, input: &mut BlockReader) -> Result<()> {
+        let Some(txn) = &mut self.txn else {
+            return Ok(());
+        };
+        if txn.t.derived && !self.s.quiet {
+            say!("kpipe: transactional id {}", txn.t.id);
+        }
+        let Some(k) = self.out.sink.kafka() else {
+            return Ok(());
+        };
+        k.init_transactions(txn.t.timeout, TXN_WAIT)?;
+        if txn.t.mode != Mode::ExactlyOnce {
+            return Ok(());
+        }
+        crate::sink::ensure_offsets_topic(&self.s.client, &txn.t.offsets_topic, TXN_WAIT)?;
+        let committed = crate::sink::committed_position(
+            &self.s.client,
+            &txn.t.offsets_topic,
+            &txn.t.id,
+            TXN_WAIT,
+        )?;
+        let Some(journal) = &mut txn.journal else {
+            return Ok(());
+        };
+        let mut at = committed.unwrap_or(journal.start());
+        if at > journal.end() {
+            say!("kpipe: the log ends before the last commit (its unsynced end was lost in a crash); going on from the commit");
+            journal.skip_to(at)?;
+        } else if at < journal.start() {
+            say!("kpipe: the log starts after the last commit ({at} < {}): bytes in between were removed by hand and are not sent", journal.start());
+            at = journal.start();
+        }
+        if !journal.ends_whole(at, &self.s.delimiter)? {
+            // The last run was killed mid-record: end that record, so the next input does not
+            // run into it.
+            journal.append(&self.s.delimiter)?;
+        }
+        let behind = journal.end() - at;
+        if behind > 0 && !self.s.quiet {
+            say!("kpipe: resending {behind} bytes of input from the log that no commit covers");
+        }
+        input.rewind(Box::new(journal.reader(at)?), at, true);
+        txn.committed = at;
+        txn.position = at;
+        Ok(())
+    }
+
+    /// Logs what the last read took from the input, before any record in it is sent.
+    pub(super) fn log_input(&mut self, input: &BlockReader) {
+        let Some(txn) = &mut self.txn else { return };
+        let (Some(j), None) = (&mut txn.journal, &txn.log_error) else {
+            return;
+        };
+        if input.fresh().is_empty() {
+            return;
+        }
+        if let Err(e) = j.append(input.fresh()) {
+            // What was read still goes out and is committed; it is only not safe from a kill.
+            say!("kpipe: {e:#}; reading stops, what was read is still sent");
+            txn.log_error = Some(format!("{e:#}"));
+            self.io_error.get_or_insert_with(|| format!("{e:#}"));
+            self.out.life.halt(Halt::InputFailed);
+        }
+    }
+
+    /// Whether a transaction is open (it must be settled before the run ends).
+    pub(super) fn transaction_open(&self) -> bool {
+        self.txn.as_ref().is_some_and(|t| t.opened.is_some())
+    }
+
+    /// Commits or aborts when `next_step` says so. Returns the position to resend from when a
+    /// stream's transaction was aborted while reading goes on.
+    pub(super) fn settle(&mut self, input_done: bool) -> Option<u64> {
+        let txn = self.txn.as_ref()?;
+        let failed = self
+            .out
+            .sink
+            .kafka()
+            .is_some_and(|k| k.txn_failure().is_some());
+        let seen = Seen {
+            open: txn.opened.is_some(),
+            open_for: txn.opened.map_or(Duration::ZERO, |t| t.elapsed()),
+            input_done,
+            stopping: self.out.life.stopping(),
+            failed,
+        };
+        match next_step(txn.t.mode, txn.t.commit_interval, seen) {
+            Step::Nothing => None,
+            Step::Commit => self.commit(input_done),
+            Step::Abort => {
+                let why = self
+                    .out
+                    .sink
+                    .kafka()
+                    .and_then(|k| k.txn_failure())
+                    .map_or_else(|| self.stop_reason(), |r| r.to_string());
+                self.aborted(why, input_done)
+            }
+        }
+    }
+
+    fn stop_reason(&self) -> String {
+        match self.out.life.halted() {
+            Some(Halt::BadInput) => "a malformed record under --on-error exit".into(),
+            Some(Halt::InputFailed) => "standard input could not be read".into(),
+            Some(Halt::Fatal) => format!(
+                "the producer hit a fatal error: {}",
+                self.out.fatal.as_deref().unwrap_or("?")
+            ),
+            Some(Halt::Aborted) | None => "a stop signal came".into(),
+        }
+    }
+
+    fn commit(&mut self, input_done: bool) -> Option<u64> {
+        let txn = self.txn.as_mut()?;
+        let k = self.out.sink.kafka()?;
+        if txn.t.mode == Mode::ExactlyOnce {
+            while k
+                .send_position(&txn.t.offsets_topic, &txn.t.id, txn.position)
+                .is_err()
+            {
+                k.poll(Duration::from_millis(10));
+            }
+            if let Some(j) = &mut txn.journal {
+                if let Err(e) = j.sync() {
+                    self.io_error.get_or_insert_with(|| format!("{e:#}"));
+                }
+            }
+        }
+        match k.commit(TXN_WAIT) {
+            Ok(n) => {
+                let c = &self.out.ledger.counters;
+                c.delivered.fetch_add(n, Relaxed);
+                txn.opened = None;
+                txn.committed = txn.position;
+                txn.counted = (c.read.load(Relaxed), c.bytes.load(Relaxed));
+                if let Some(j) = txn
+                    .journal
+                    .as_mut()
+                    .filter(|_| txn.t.mode == Mode::ExactlyOnce)
+                {
+                    if let Err(e) = j.forget_before(txn.committed) {
+                        say!("kpipe: {e:#}");
+                    }
+                }
+                None
+            }
+            Err(TxnFailed::Aborted(why)) => self.aborted(why, input_done),
+            Err(TxnFailed::Fatal(why)) => {
+                self.out.fatal.get_or_insert(why);
+                self.out.life.halt(Halt::Fatal);
+                None
+            }
+        }
+    }
+
+    /// After an abort: a batch fails every record it read; a stream resends from the
+    /// committed position (now, if reading goes on; else the next run does).
+    fn aborted(&mut self, why: String, input_done: bool) -> Option<u64> {
+        let txn = self.txn.as_mut()?;
+        let k = self.out.sink.kafka()?;
+        if let Err(TxnFailed::Fatal(e) | TxnFailed::Aborted(e)) = k.abort(TXN_WAIT) {
+            self.out.fatal.get_or_insert(e);
+            self.out.life.halt(Halt::Fatal);
+        }
+        txn.opened = None;
+        let c = &self.out.ledger.counters;
+        match txn.t.mode {
+            Mode::ExactlyOnce => {
+                say!("kpipe: a transaction was aborted ({why}); its records stay in the log and are sent again");
+                c.read.store(txn.counted.0, Relaxed);
+                c.bytes.store(txn.counted.1, Relaxed);
+                txn.position = txn.committed;
+                txn.blocked = false;
+                (!input_done && !self.out.life.must_close_input()).then_some(txn.committed)
+            }
+            Mode::Atomic => {
+                say!("kpipe: the transaction was aborted ({why}): none of its records is visible to read_committed consumers");
+                txn.aborted = Some(Reason::Aborted(why));
+                self.out.life.halt(Halt::Aborted);
+                if txn.journal.is_none() {
+                    c.lost.fetch_add(txn.sent, Relaxed);
+                }
+                txn.journal.is_some().then_some(0)
+            }
+        }
+    }
+
+    /// Sends again from `at`: a stream's log after an abort, or (for a batch) its whole input,
+    /// every record of which now fails with the abort's reason.
+    pub(super) fn rewind(
+        &mut self,
+        at: u64,
+        input: &mut BlockReader,
+        framer: &mut Box<dyn Framer>,
+    ) {
+        let Some(txn) = &mut self.txn else { return };
+        let Some(j) = &txn.journal else { return };
+        let reader = match j.reader(at).context("reading the log back") {
+            Ok(r) => r,
+            Err(e) => {
+                self.io_error.get_or_insert_with(|| format!("{e:#}"));
+                self.out.life.halt(Halt::InputFailed);
+                return;
+            }
+        };
+        let batch = txn.t.mode == Mode::Atomic;
+        input.rewind(Box::new(reader), at, !batch);
+        *framer = self.framer();
+        if batch {
+            self.lines = 0;
+            // The failed records are counted again as they are read back.
+            let c = &self.out.ledger.counters;
+            c.read.store(0, Relaxed);
+            c.bytes.store(0, Relaxed);
+            self.drain_into_failures(input, framer.as_mut());
+        }
+    }
+
+    /// Reads a rewound batch to its end; every record goes to the dead-letter file.
+    fn drain_into_failures(&mut self, input: &mut BlockReader, framer: &mut dyn Framer) {
+        loop {
+            if let Err(e) = input.fill(Duration::ZERO) {
+                return self.input_failed(e);
+            }
+            let end = input.at_eof();
+            self.handle_pieces(input, framer, end);
+            if end {
+                self.out.life.input_ended(Instant::now());
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEC: Duration = Duration::from_secs(1);
+
+    fn open() -> Seen {
+        Seen {
+            open: true,
+            ..Seen::default()
+        }
+    }
+
+    #[test]
+    fn nothing_to_do_without_an_open_transaction() {
+        for mode in [Mode::Atomic, Mode::ExactlyOnce] {
+            let s = Seen {
+                input_done: true,
+                failed: true,
+                ..Seen::default()
+            };
+            assert_eq!(next_step(mode, SEC, s), Step::Nothing);
+        }
+    }
+
+    #[test]
+    fn a_batch_commits_only_at_the_end_of_input() {
+        let long = Seen {
+            open_for: 100 * SEC,
+            ..open()
+        };
+        assert_eq!(next_step(Mode::Atomic, SEC, long), Step::Nothing);
+        let done = Seen {
+            input_done: true,
+            ..open()
+        };
+        assert_eq!(next_step(Mode::Atomic, SEC, done), Step::Commit);
+    }
+
+    #[test]
+    fn a_batch_aborts_on_a_stop_or_a_failure_even_at_the_end() {
+        for s in [
+            Seen {
+                stopping: true,
+                input_done: true,
+                ..open()
+            },
+            Seen {
+                failed: true,
+                input_done: true,
+                ..open()
+            },
+        ] {
+            assert_eq!(next_step(Mode::Atomic, SEC, s), Step::Abort);
+        }
+    }
+
+    #[test]
+    fn a_stream_commits_every_interval_and_at_the_end() {
+        let s = Seen {
+            open_for: SEC / 2,
+            ..open()
+        };
+        assert_eq!(next_step(Mode::ExactlyOnce, SEC, s), Step::Nothing);
+        let s = Seen {
+            open_for: SEC,
+            ..open()
+        };
+        assert_eq!(next_step(Mode::ExactlyOnce, SEC, s), Step::Commit);
+        let s = Seen {
+            input_done: true,
+            ..open()
+        };
+        assert_eq!(next_step(Mode::ExactlyOnce, SEC, s), Step::Commit);
+    }
+
+    #[test]
+    fn a_stream_commits_what_it_has_when_stopped_and_aborts_what_failed() {
+        let s = Seen {
+            stopping: true,
+            open_for: 2 * SEC,
+            ..open()
+        };
+        assert_eq!(next_step(Mode::ExactlyOnce, SEC, s), Step::Commit);
+        let s = Seen {
+            failed: true,
+            ..open()
+        };
+        assert_eq!(next_step(Mode::ExactlyOnce, SEC, s), Step::Abort);
+    }
+}

@@ -1,0 +1,314 @@
+//! The write-ahead log of `--exactly-once`: every byte read from standard input, appended
+//! before any record in it is sent, so a record kpipe has read survives a SIGKILL.
+//!
+//! A position is an offset in the stream of all input ever logged in one directory; it goes on
+//! across runs. The log is a row of segment files, each named by the position of its first
+//! byte. A commit records a position in Kafka; segments wholly before it are deleted, and the
+//! next run resends what lies after it. Replaying the same bytes through the same framer and
+//! router makes the same records, so the log need not know what a record is.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+/// A segment is closed and a new one started once it holds this much.
+const SEGMENT_BYTES: u64 = 64 << 20;
+const SUFFIX: &str = ".log";
+
+/// The log, open for appending at its end.
+pub struct Journal {
+    dir: PathBuf,
+    /// Start positions of the segments, ascending; the last one is open for appending.
+    segments: Vec<u64>,
+    file: File,
+    end: u64,
+    /// Held while the log is open: two runs appending to one log would mix their inputs.
+    _lock: File,
+}
+
+impl Journal {
+    /// Opens the log in `dir` (made private if new), or starts one at position 0.
+    pub fn open(dir: &Path) -> Result<Journal> {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("creating the log directory {}", dir.display()))?;
+        let lock = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .mode(0o600)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(dir.join(".lock"))
+            .with_context(|| format!("opening the log lock in {}", dir.display()))?;
+        rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+            .with_context(|| {
+                format!(
+                    "another kpipe uses the log in {}; give each run its own --spool",
+                    dir.display()
+                )
+            })?;
+        let mut segments = Vec::new();
+        for entry in fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+            let name = entry?.file_name();
+            if let Some(start) = segment_start(&name.to_string_lossy()) {
+                segments.push(start);
+            }
+        }
+        segments.sort_unstable();
+        let last = *segments.last().unwrap_or(&0);
+        if segments.is_empty() {
+            segments.push(0);
+        }
+        let file = open_segment(dir, last)?;
+        let len = file.metadata()?.len();
+        Ok(Journal {
+            dir: dir.to_path_buf(),
+            segments,
+            file,
+            end: last + len,
+            _lock: lock,
+        })
+    }
+
+    /// Where the log lives.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The position just past the last byte logged.
+    pub fn end(&self) -> u64 {
+        self.end
+    }
+
+    /// The position of the oldest byte still logged.
+    pub fn start(&self) -> u64 {
+        self.segments[0]
+    }
+
+    /// Appends bytes read from the input (written through to the kernel: a SIGKILL keeps them).
+    pub fn append(&mut self, bytes: &[u8]) -> Result<()> {
+        if self.end - self.last_start() >= SEGMENT_BYTES {
+            self.roll(self.end)?;
+        }
+        self.file
+            .write_all(bytes)
+            .with_context(|| format!("writing the log in {}", self.dir.display()))?;
+        self.end += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Makes what was appended survive a machine crash.
+    pub fn sync(&mut self) -> Result<()> {
+        self.file
+            .sync_data()
+            .with_context(|| format!("syncing the log in {}", self.dir.display()))
+    }
+
+    /// Whether the log's last byte is `delimiter`'s last byte (or the log is empty from
+    /// `from` on): a run killed mid-record left a piece the next input must not run into.
+    pub fn ends_whole(&mut self, from: u64, delimiter: &[u8]) -> Result<bool> {
+        let Some(&last) = delimiter.last() else {
+            return Ok(true);
+        };
+        if self.end <= from || self.end == self.last_start() {
+            return Ok(true);
+        }
+        let mut f = File::open(self.segment_path(self.last_start()))?;
+        f.seek(SeekFrom::End(-1))?;
+        let mut b = [0u8];
+        f.read_exact(&mut b)?;
+        Ok(b[0] == last)
+    }
+
+    /// Goes on at `at` when a commit recorded a position past the end (the log lost its
+    /// unsynced tail in a machine crash): positions must stay what they were.
+    pub fn skip_to(&mut self, at: u64) -> Result<()> {
+        if at > self.end {
+            self.roll(at)?;
+        }
+        Ok(())
+    }
+
+    /// Reads the log from `from` to its end, for resending what no commit covers yet.
+    pub fn reader(&self, from: u64) -> Result<JournalReader> {
+        let from = from.max(self.start());
+        let mut parts = Vec::new();
+        for (i, &start) in self.segments.iter().enumerate() {
+            let next = self.segments.get(i + 1).copied().unwrap_or(self.end);
+            if next > from {
+                parts.push((self.segment_path(start), from.saturating_sub(start)));
+            }
+        }
+        parts.reverse();
+        Ok(JournalReader {
+            parts,
+            current: None,
+        })
+    }
+
+    /// Deletes the segments that hold only bytes before `committed`.
+    pub fn forget_before(&mut self, committed: u64) -> Result<()> {
+        while self.segments.len() > 1 && self.segments[1] <= committed {
+            let path = self.segment_path(self.segments[0]);
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e).with_context(|| format!("deleting {}", path.display())),
+            }
+            self.segments.remove(0);
+        }
+        Ok(())
+    }
+
+    fn last_start(&self) -> u64 {
+        *self.segments.last().unwrap_or(&0)
+    }
+
+    fn roll(&mut self, at: u64) -> Result<()> {
+        self.sync()?;
+        if self.end == self.last_start() {
+            // An empty segment holds nothing worth keeping.
+            let _ = fs::remove_file(self.segment_path(self.last_start()));
+            self.segments.pop();
+        }
+        self.file = open_segment(&self.dir, at)?;
+        self.segments.push(at);
+        self.end = at;
+        Ok(())
+    }
+
+    fn segment_path(&self, start: u64) -> PathBuf {
+        self.dir.join(format!("{start:020}{SUFFIX}"))
+    }
+}
+
+fn segment_start(name: &str) -> Option<u64> {
+    let digits = name.strip_suffix(SUFFIX)?;
+    (digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| digits.parse().ok())
+        .flatten()
+}
+
+fn open_segment(dir: &Path, start: u64) -> Result<File> {
+    let path = dir.join(format!("{start:020}{SUFFIX}"));
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .read(true)
+        .mode(0o600)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(&path)
+        .with_context(|| format!("opening the log segment {}", path.display()))
+}
+
+/// The log from one position on, as one stream of bytes.
+pub struct JournalReader {
+    /// Segments still to read (last first), with the offset to start at in each.
+    parts: Vec<(PathBuf, u64)>,
+    current: Option<File>,
+}
+
+impl Read for JournalReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if let Some(f) = &mut self.current {
+                match f.read(buf)? {
+                    0 => self.current = None,
+                    n => return Ok(n),
+                }
+            }
+            let Some((path, skip)) = self.parts.pop() else {
+                return Ok(0);
+            };
+            let mut f = File::open(path)?;
+            f.seek(SeekFrom::Start(skip))?;
+            self.current = Some(f);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_all(j: &Journal, from: u64) -> Vec<u8> {
+        let mut v = Vec::new();
+        j.reader(from).unwrap().read_to_end(&mut v).unwrap();
+        v
+    }
+
+    #[test]
+    fn positions_go_on_across_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path()).unwrap();
+        assert_eq!((j.start(), j.end()), (0, 0));
+        j.append(b"a\nb\n").unwrap();
+        drop(j);
+        let mut j = Journal::open(dir.path()).unwrap();
+        assert_eq!(j.end(), 4);
+        j.append(b"c\n").unwrap();
+        assert_eq!(read_all(&j, 2), b"b\nc\n");
+        assert_eq!(read_all(&j, 6), b"");
+    }
+
+    #[test]
+    fn reads_across_segments_and_forgets_what_is_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path()).unwrap();
+        j.append(b"one\n").unwrap();
+        j.roll(4).unwrap();
+        j.append(b"two\n").unwrap();
+        j.roll(8).unwrap();
+        j.append(b"three\n").unwrap();
+        assert_eq!(read_all(&j, 2), b"e\ntwo\nthree\n");
+        j.forget_before(7).unwrap();
+        assert_eq!(j.start(), 4);
+        j.forget_before(8).unwrap();
+        assert_eq!(j.start(), 8);
+        assert_eq!(read_all(&j, 0), b"three\n");
+        let segments = fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().extension() == Some("log".as_ref()))
+            .count();
+        assert_eq!(segments, 1);
+    }
+
+    #[test]
+    fn a_commit_past_the_end_moves_the_end_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path()).unwrap();
+        j.append(b"abc").unwrap();
+        j.skip_to(10).unwrap();
+        assert_eq!(j.end(), 10);
+        j.append(b"x\n").unwrap();
+        drop(j);
+        let j = Journal::open(dir.path()).unwrap();
+        assert_eq!(j.end(), 12);
+        assert_eq!(read_all(&j, 10), b"x\n");
+    }
+
+    #[test]
+    fn tells_a_piece_left_mid_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path()).unwrap();
+        assert!(j.ends_whole(0, b"\n").unwrap());
+        j.append(b"a\nhal").unwrap();
+        assert!(!j.ends_whole(0, b"\n").unwrap());
+        assert!(j.ends_whole(5, b"\n").unwrap());
+        j.append(b"f\n").unwrap();
+        assert!(j.ends_whole(0, b"\n").unwrap());
+    }
+
+    #[test]
+    fn ignores_files_that_are_not_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("notes.log"), b"x").unwrap();
+        fs::write(dir.path().join("00000000000000000007.log.tmp"), b"x").unwrap();
+        let j = Journal::open(dir.path()).unwrap();
+        assert_eq!((j.start(), j.end()), (0, 0));
+    }
+}

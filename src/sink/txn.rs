@@ -1,0 +1,309 @@
+//! Kafka transactions for `--atomic` and `--exactly-once`: fencing the previous producer of an
+//! id, committing or aborting, and the log position each `--exactly-once` commit carries in the
+//! compacted offsets topic (as Kafka Connect's exactly-once sources do, KIP-618).
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _, Result};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::Producer;
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+
+use super::kafka::{KafkaSink, BOOKKEEPING};
+use super::Full;
+use crate::exit::Status;
+use crate::message::Origin;
+use crate::reason::Reason;
+use crate::wire::Record;
+
+/// Transactions could not start; the status says why.
+#[derive(Debug)]
+pub struct TxnStartError {
+    status: Status,
+    text: String,
+}
+
+impl TxnStartError {
+    /// The exit status for it.
+    pub fn status(&self) -> Status {
+        self.status
+    }
+}
+
+impl std::fmt::Display for TxnStartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl std::error::Error for TxnStartError {}
+
+/// Why a transaction did not commit.
+#[derive(Debug)]
+pub enum TxnFailed {
+    /// It was aborted; its records are not visible to `read_committed` consumers.
+    Aborted(String),
+    /// The producer can do nothing more (fenced by a newer run with the same id, or fatal).
+    Fatal(String),
+}
+
+impl KafkaSink {
+    /// Registers the transactional id with the brokers, fencing any earlier producer with it
+    /// (its open transaction is aborted). A timeout above the brokers' maximum is named.
+    pub fn init_transactions(&self, timeout: Duration, wait: Duration) -> Result<()> {
+        match self.producer.init_transactions(wait) {
+            Ok(()) => Ok(()),
+            Err(e) if code(&e) == Some(RDKafkaErrorCode::InvalidTransactionTimeout) => {
+                Err(TxnStartError {
+                    status: Status::Config,
+                    text: format!("--transaction-timeout {} is more than the brokers allow (their transaction.max.timeout.ms, 15m by default): give a shorter one, or raise it on the brokers", humantime::format_duration(timeout)),
+                }
+                .into())
+            }
+            Err(e) => {
+                let status = match code(&e) {
+                    Some(
+                        RDKafkaErrorCode::TransactionalIdAuthorizationFailed
+                        | RDKafkaErrorCode::ClusterAuthorizationFailed,
+                    ) => Status::NoPerm,
+                    _ => Status::Unavailable,
+                };
+                Err(TxnStartError {
+                    status,
+                    text: format!(
+                        "could not start a transaction as {}: {}; check --brokers, and that the brokers let this user use transactional ids",
+                        self.producer.context().principal(),
+                        self.producer.context().reason(&e, "")
+                    ),
+                }
+                .into())
+            }
+        }
+    }
+
+    /// Opens a transaction; records sent from now on belong to it.
+    pub fn begin(&self) -> Result<(), TxnFailed> {
+        self.producer
+            .begin_transaction()
+            .map_err(|e| TxnFailed::Fatal(e.to_string()))
+    }
+
+    /// Sends the log position that the open transaction brings the stream to.
+    pub fn send_position(&mut self, topic: &str, id: &str, position: u64) -> Result<(), Full> {
+        let value = format!("{{\"position\":{position}}}");
+        let rec = Record {
+            topic,
+            key: Some(id.as_bytes()),
+            value: Some(value.as_bytes()),
+            ..Record::default()
+        };
+        self.send(&rec, Origin(BOOKKEEPING))
+    }
+
+    /// A delivery failure inside the open transaction, which must then be aborted.
+    pub fn txn_failure(&self) -> Option<Reason> {
+        let t = self.producer.context().txn.as_ref()?;
+        t.failure.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Delivers what is out and commits. Returns how many input records it made visible.
+    pub fn commit(&mut self, wait: Duration) -> Result<u64, TxnFailed> {
+        if let Some(r) = self.txn_failure() {
+            return Err(self.abort_for(r.to_string(), wait));
+        }
+        let deadline = Instant::now() + wait;
+        loop {
+            match self.producer.commit_transaction(wait) {
+                Ok(()) => return Ok(self.take_acked()),
+                Err(KafkaError::Transaction(e)) if e.is_fatal() => {
+                    return Err(TxnFailed::Fatal(e.to_string()))
+                }
+                Err(KafkaError::Transaction(e))
+                    if e.is_retriable() && Instant::now() < deadline =>
+                {
+                    continue
+                }
+                Err(e) => {
+                    let why = self.txn_failure().map_or(e.to_string(), |r| r.to_string());
+                    return Err(self.abort_for(why, wait));
+                }
+            }
+        }
+    }
+
+    /// Aborts the open transaction and waits for the reports of what it purged. Returns the
+    /// records the brokers had already taken into it (now never visible).
+    pub fn abort(&mut self, wait: Duration) -> Result<u64, TxnFailed> {
+        // librdkafka's abort waits until every purged record's report was served, and this
+        // thread is the one that serves them: purge and serve first.
+        self.purge();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.in_flight() > 0 && Instant::now() < deadline {
+            self.poll(Duration::from_millis(5));
+        }
+        if let Err(e) = self.producer.abort_transaction(wait) {
+            if let KafkaError::Transaction(t) = &e {
+                if t.is_fatal() {
+                    return Err(TxnFailed::Fatal(e.to_string()));
+                }
+            }
+        }
+        self.poll(Duration::ZERO);
+        Ok(self.take_acked())
+    }
+
+    fn abort_for(&mut self, why: String, wait: Duration) -> TxnFailed {
+        match self.abort(wait) {
+            Ok(_) => TxnFailed::Aborted(why),
+            Err(f) => f,
+        }
+    }
+
+    fn take_acked(&self) -> u64 {
+        let Some(t) = &self.producer.context().txn else {
+            return 0;
+        };
+        *t.failure.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        t.acked.swap(0, Relaxed)
+    }
+}
+
+fn code(e: &KafkaError) -> Option<RDKafkaErrorCode> {
+    e.rdkafka_error_code()
+}
+
+/// Creates the compacted offsets topic unless it exists: one partition, replicated as far as
+/// the cluster allows (up to 3).
+pub fn ensure_offsets_topic(config: &ClientConfig, topic: &str, wait: Duration) -> Result<()> {
+    let admin: AdminClient<_> = plain(config)
+        .create()
+        .context("creating an admin client for the offsets topic")?;
+    let brokers = admin
+        .inner()
+        .fetch_metadata(None, wait)
+        .map(|m| m.brokers().len())
+        .unwrap_or(1);
+    let replication = brokers.clamp(1, 3) as i32;
+    let new = NewTopic::new(topic, 1, TopicReplication::Fixed(replication))
+        .set("cleanup.policy", "compact");
+    let opts = AdminOptions::new().operation_timeout(Some(wait));
+    let results = futures_executor::block_on(admin.create_topics([&new], &opts))
+        .with_context(|| format!("creating the offsets topic {topic}"))?;
+    for r in results {
+        match r {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((_, code)) => bail!("creating the offsets topic {topic}: {code}; create it (compacted) or give --offsets-topic"),
+        }
+    }
+    Ok(())
+}
+
+/// The log position the last committed transaction of `id` recorded, if any. Call after
+/// `init_transactions`, which settles that id's open transaction.
+pub fn committed_position(
+    config: &ClientConfig,
+    topic: &str,
+    id: &str,
+    wait: Duration,
+) -> Result<Option<u64>> {
+    let mut c = plain(config);
+    c.set("group.id", "kpipe-offsets-reader")
+        .set("isolation.level", "read_committed")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true");
+    let consumer: BaseConsumer = c.create().context("creating the offsets reader")?;
+    let (_, high) = consumer
+        .fetch_watermarks(topic, 0, wait)
+        .with_context(|| format!("reading the offsets topic {topic}"))?;
+    if high <= 0 {
+        return Ok(None);
+    }
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)?;
+    consumer.assign(&tpl)?;
+    let deadline = Instant::now() + wait;
+    let mut position = None;
+    loop {
+        if Instant::now() > deadline {
+            bail!("reading the offsets topic {topic} took longer than {}: a transaction on it stays open; try again", humantime::format_duration(wait));
+        }
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) if m.key() == Some(id.as_bytes()) => {
+                position = m.payload().and_then(parse_position);
+            }
+            Some(Ok(_)) => {}
+            Some(Err(KafkaError::PartitionEOF(_))) => {
+                // Under read_committed the end is the last stable offset; a transaction of
+                // another id may still hold it back from where this id's last commit lies.
+                let at = consumer.position()?;
+                let next = at
+                    .elements_for_topic(topic)
+                    .first()
+                    .and_then(|e| e.offset().to_raw())
+                    .unwrap_or(0);
+                if next >= high {
+                    return Ok(position);
+                }
+            }
+            Some(Err(e)) => return Err(e).context(format!("reading the offsets topic {topic}")),
+            None => {}
+        }
+    }
+}
+
+/// `{"position":N}` as kpipe writes it.
+pub fn parse_position(value: &[u8]) -> Option<u64> {
+    let v: serde_json::Value = serde_json::from_slice(value).ok()?;
+    v.get("position")?.as_u64()
+}
+
+/// The connection and security settings of a producer configuration, for other clients.
+fn plain(config: &ClientConfig) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    for (k, v) in config.config_map().iter() {
+        let producer_only = k.starts_with("transaction")
+            || k.starts_with("queue.buffering")
+            || k.starts_with("linger")
+            || k.starts_with("batch.")
+            || k.starts_with("message.timeout")
+            || k.starts_with("retry.backoff")
+            || matches!(
+                *k,
+                "acks" | "enable.idempotence" | "compression.type" | "partitioner"
+            );
+        if !producer_only {
+            c.set(*k, *v);
+        }
+    }
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_position_kpipe_writes() {
+        assert_eq!(parse_position(br#"{"position":42}"#), Some(42));
+        assert_eq!(parse_position(br#"{"position":-1}"#), None);
+        assert_eq!(parse_position(b"junk"), None);
+    }
+
+    #[test]
+    fn other_clients_get_the_connection_but_not_the_producer_settings() {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", "b:9092")
+            .set("security.protocol", "ssl")
+            .set("transactional.id", "x")
+            .set("linger.ms", "5")
+            .set("acks", "all");
+        let p = plain(&c);
+        assert_eq!(p.get("bootstrap.servers"), Some("b:9092"));
+        assert_eq!(p.get("security.protocol"), Some("ssl"));
+        assert_eq!(p.get("transactional.id"), None);
+        assert_eq!(p.get("acks"), None);
+    }
+}
