@@ -226,9 +226,16 @@ pub fn committed_position(
     consumer.assign(&tpl)?;
     let deadline = Instant::now() + wait;
     let mut position = None;
+    let mut last_error = None;
     loop {
         if Instant::now() > deadline {
-            bail!("reading the offsets topic {topic} took longer than {}: a transaction on it stays open; try again", humantime::format_duration(wait));
+            bail!(
+                "reading the offsets topic {topic} took longer than {} ({}); try again",
+                humantime::format_duration(wait),
+                last_error
+                    .as_deref()
+                    .unwrap_or("a transaction on it stays open")
+            );
         }
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(m)) if m.key() == Some(id.as_bytes()) => {
@@ -248,7 +255,8 @@ pub fn committed_position(
                     return Ok(position);
                 }
             }
-            Some(Err(e)) => return Err(e).context(format!("reading the offsets topic {topic}")),
+            // A broker down, a leader moving: librdkafka retries; the deadline bounds it.
+            Some(Err(e)) => last_error = Some(e.to_string()),
             None => {}
         }
     }

@@ -12,3 +12,4 @@ mod random_runs;
 mod rsyslog;
 mod security;
 mod syslog_ng;
+mod transactions;
