@@ -130,6 +130,28 @@ the spool is opened through a symlink. Topics taken from the input must follow K
 must not start with __, and must match --topic-allow when given; others go to --fallback-topic, \
 else the dead-letter file. Control characters on stderr are escaped.",
     ),
+    (
+        "TRANSACTIONS",
+        "--atomic sends the whole input in one Kafka transaction, committed at EOF: a \
+read_committed consumer sees all of it or none. A stop signal, a failed record, a read error or \
+a malformed record under --on-error exit aborts it; the records then go to the dead-letter file \
+when one is given (kpipe keeps a private log of the input beside it for that), and the exit status \
+is not 0. The transaction stays open for the whole run: --transaction-timeout (default 15m, the \
+brokers' default transaction.max.timeout.ms) bounds how long the input may take, and a value \
+above the brokers' maximum is refused at start (exit 78). Memory stays bounded by --max-buffered: \
+records are sent as they are read, not held until EOF.
+
+--exactly-once (needs --spool DIR) appends every block read from stdin to a log in DIR/log \
+before any record in it is sent, and sends in transactions committed every --commit-interval \
+(default 100ms), each of which also writes the log position it reaches to the compacted topic \
+--offsets-topic (default kpipe-offsets, created if missing). At start kpipe fences the previous \
+producer of its --transactional-id (its open transaction is aborted), reads the last committed \
+position and resends what the log holds after it; log segments before it are deleted. The log is \
+synced at every commit. Default ids: kpipe-TOPIC@HOST for --atomic, plus :SPOOLDIR for \
+--exactly-once; they are printed.
+
+GUARANTEES_TEXT",
+    ),
     ("EXIT STATUS", ""),
     (
         "SIGNALS",
@@ -180,7 +202,9 @@ fn escape(line: &str) -> String {
 
 fn render_section(out: &mut Vec<u8>, title: &str, body: &str) {
     out.extend_from_slice(format!(".SH \"{title}\"\n").as_bytes());
-    let body = body.replace("MEMORY_LIMIT", crate::config::MEMORY_LIMIT);
+    let body = body
+        .replace("MEMORY_LIMIT", crate::config::MEMORY_LIMIT)
+        .replace("GUARANTEES_TEXT", &crate::guarantee::man_text());
     let body = if title == "EXIT STATUS" {
         crate::exit::help_text()
             .lines()
@@ -247,6 +271,7 @@ pub fn completion(shell: Shell) -> Vec<u8> {
 pub fn readme_blocks() -> Vec<(&'static str, String)> {
     vec![
         ("exit-status", crate::exit::markdown_table()),
+        ("guarantees", crate::guarantee::markdown_table()),
         ("memory", format!("- {}\n", crate::config::MEMORY_LIMIT)),
     ]
 }

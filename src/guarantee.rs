@@ -107,6 +107,99 @@ pub fn host_name() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
+/// What becomes of records in each mode when something fails: the failure, then one cell per
+/// mode (default, default with `--spool`, `--atomic`, `--exactly-once`), then the tests that
+/// show it. The README and the man page are rendered from it.
+pub const GUARANTEES: &[(&str, [&str; 4], &str)] = &[
+    (
+        "partition leader killed, another takes over",
+        ["neither", "neither", "neither", "neither"],
+        "faults::leader_killed_mid_stream_loses_and_duplicates_nothing, transactions::exactly_once_survives_five_sigkills_and_a_leader_kill",
+    ),
+    (
+        "every broker down, then back",
+        [
+            "neither while it lasts less than --delivery-timeout; then dead-lettered, else lost and counted",
+            "neither; after --delivery-timeout spooled for the next run (\"possibly persisted\" ones may duplicate, counted)",
+            "neither while it lasts less than --transaction-timeout; then aborted, none visible",
+            "neither (the log holds what was read; a transaction that fails is resent from it)",
+        ],
+        "faults::single_broker_restarted_mid_stream_keeps_every_record_once, faults::outage_then_sigterm_spools_and_the_next_run_sends_the_spool_first, transactions::exactly_once_rides_out_a_broker_outage_and_lands_everything_once",
+    ),
+    (
+        "SIGTERM or SIGINT",
+        [
+            "neither: reads on until EOF for --shutdown-timeout, then what is left is dead-lettered or lost and counted",
+            "neither: what is left is spooled",
+            "none visible: aborted, exit 75, every record in --dead-letter",
+            "neither: what was read is committed, or stays in the log",
+        ],
+        "delivery::sigterm_keeps_reading_what_the_pipe_still_holds, faults::outage_then_sigterm_dead_letters_the_rest_and_replay_delivers_exactly_those, transactions::atomic_run_stopped_by_sigterm_shows_nothing_and_fails",
+    ),
+    (
+        "SIGKILL of kpipe",
+        [
+            "lost: what kpipe held (up to --max-buffered) and what sat in the pipe",
+            "lost: the same; the spool is written only for failures",
+            "none visible; a rerun with the same --transactional-id fences the dead run and sends all once",
+            "neither for what kpipe had read; what sat in the pipe (up to 1 MiB) is lost",
+        ],
+        "transactions::atomic_run_killed_half_way_shows_nothing_and_its_rerun_shows_everything_once, transactions::exactly_once_survives_five_sigkills_and_a_leader_kill",
+    ),
+    (
+        "disk full",
+        [
+            "dead-letter file full: counted lost, exit 74",
+            "neither: a spool file that cannot be rewritten is kept whole, exit 74",
+            "dead-letter file full: counted lost, exit 74",
+            "neither: reading stops, what was read is sent and committed once, exit 74",
+        ],
+        "failure_paths::a_dead_letter_file_on_a_full_disk_is_not_claimed, failure_paths::a_full_disk_while_respooling_keeps_the_spool_file_for_a_later_run, transactions::exactly_once_on_a_full_disk_stops_reading_and_still_commits_what_it_read_once",
+    ),
+    (
+        "caller restarted (syslog-ng, rsyslog)",
+        [
+            "neither: EOF, kpipe delivers what it read and exits",
+            "neither, across a broker outage too",
+            "(a batch: each run is its own transaction)",
+            "neither: EOF commits; the next run resends only what no commit covers",
+        ],
+        "syslog_ng::reloads_restart_kpipe_mid_stream_without_loss, syslog_ng::broker_down_and_syslog_ng_restarted_with_spool_loses_nothing, rsyslog::rsyslog_stopped_and_started_during_a_broker_outage_loses_nothing",
+    ),
+];
+
+/// The modes, as the table's columns name them.
+const MODES: [&str; 4] = ["default", "--spool DIR", "--atomic", "--exactly-once"];
+
+/// The guarantees as a Markdown table, for the README.
+pub fn markdown_table() -> String {
+    let mut out = format!(
+        "| failure | {} | tests (tests/it) |\n|---|---|---|---|---|---|\n",
+        MODES.join(" | ")
+    );
+    for (failure, cells, tests) in GUARANTEES {
+        let tests: Vec<String> = tests.split(", ").map(|t| format!("`{t}`")).collect();
+        out.push_str(&format!(
+            "| {failure} | {} | {} |\n",
+            cells.join(" | "),
+            tests.join(", ")
+        ));
+    }
+    out
+}
+
+/// The guarantees as paragraphs, for the man page.
+pub fn man_text() -> String {
+    let mut out = String::from("Lost, duplicated or neither, by failure and mode. A machine crash with --exactly-once can lose what was read since the last commit (the log is synced at every commit), never duplicate it.");
+    for (failure, cells, _) in GUARANTEES {
+        out.push_str(&format!("\n\n{failure}:"));
+        for (mode, cell) in MODES.iter().zip(cells) {
+            out.push_str(&format!("\n {mode}: {cell}."));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,6 +207,18 @@ mod tests {
 
     fn cli(args: &[&str]) -> Cli {
         Cli::try_parse_from(std::iter::once("kpipe").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn every_test_the_guarantees_name_exists() {
+        let root = env!("CARGO_MANIFEST_DIR");
+        for (_, _, tests) in GUARANTEES {
+            for t in tests.split(", ") {
+                let (module, name) = t.split_once("::").unwrap();
+                let file = std::fs::read_to_string(format!("{root}/tests/it/{module}.rs")).unwrap();
+                assert!(file.contains(&format!("fn {name}()")), "{t} is not a test");
+            }
+        }
     }
 
     #[test]

@@ -94,9 +94,11 @@ impl Journal {
         if self.end - self.last_start() >= SEGMENT_BYTES {
             self.roll(self.end)?;
         }
-        self.file
-            .write_all(bytes)
-            .with_context(|| format!("writing the log in {}", self.dir.display()))?;
+        if let Err(e) = self.file.write_all(bytes) {
+            // A partial write would shift every later position: cut it off.
+            let _ = self.file.set_len(self.end - self.last_start());
+            return Err(e).with_context(|| format!("writing the log in {}", self.dir.display()));
+        }
         self.end += bytes.len() as u64;
         Ok(())
     }

@@ -245,3 +245,95 @@ fn exactly_once_survives_five_sigkills_and_a_leader_kill() {
     );
     eprintln!("{missing_total} of {TOTAL} missing in all, {cut} cut short, 0 duplicated");
 }
+
+#[test]
+fn exactly_once_on_a_full_disk_stops_reading_and_still_commits_what_it_read_once() {
+    let b = shared_brokers();
+    let topic = fresh_topic("eo-enospc");
+    create_topic(b, &topic, 1, 1, &[]);
+    let dir = temp_dir("eo-enospc");
+    let input = dir.join("input");
+    std::fs::write(&input, numbered(0, 40_000)).unwrap();
+    let mnt = dir.join("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    // A real ENOSPC: the spool on a 256 KiB tmpfs in a private mount namespace; 600 KB of
+    // input do not fit in its log. Then the disk grows and a second run starts on that spool.
+    let script = format!(
+        r#"set -u
+mount -t tmpfs -o size=256k,mode=700 tmpfs {mnt}
+{kpipe} -b {b} -t {topic} --exactly-once --spool {mnt}/spool < {input} 2> {dir}/first.err
+echo $? > {dir}/first.code
+mount -o remount,size=4m {mnt}
+{kpipe} -b {b} -t {topic} --exactly-once --spool {mnt}/spool < /dev/null 2> {dir}/second.err
+echo $? > {dir}/second.code
+"#,
+        mnt = mnt.display(),
+        input = input.display(),
+        kpipe = kpipe_bin(),
+        dir = dir.display(),
+    );
+    let status = std::process::Command::new("unshare")
+        .args(["-rm", "sh", "-c", &script])
+        .status()
+        .expect("unshare");
+    assert!(status.success(), "unshare -rm failed: {status:?}");
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+    assert_eq!(read("first.code").trim(), "74", "{}", read("first.err"));
+    assert!(
+        read("first.err").contains("No space left"),
+        "{}",
+        read("first.err")
+    );
+    assert_eq!(read("second.code").trim(), "0", "{}", read("second.err"));
+    let landed = read_topic(b, &topic, 40_000, Duration::from_secs(10));
+    let (seen, cut) = sequence_numbers(&landed);
+    assert_eq!(cut, 0);
+    assert!(seen.values().all(|&n| n == 1), "a record landed twice");
+    // What landed is what was read: a prefix of the input, with no gap.
+    let n = seen.len();
+    assert!(
+        n > 0 && (0..n).all(|i| seen.contains_key(&i)),
+        "{n} landed, not a prefix"
+    );
+    eprintln!("{n} of 40000 read before the disk was full; all landed once");
+}
+
+#[test]
+fn exactly_once_rides_out_a_broker_outage_and_lands_everything_once() {
+    let c = Cluster::start("eo-outage", 1);
+    let topic = fresh_topic("eo-outage");
+    create_topic(&c.bootstrap, &topic, 3, 1, &[]);
+    let spool = temp_dir("eo-outage");
+    let spool_arg = spool.to_str().unwrap();
+    let mut child = spawn(&[
+        "-b",
+        &c.bootstrap,
+        "-t",
+        &topic,
+        "--exactly-once",
+        "--spool",
+        spool_arg,
+        "-q",
+    ]);
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(numbered(0, 20_000).as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    c.kill_node(1);
+    // Written while the only broker is down: the log holds it, the pipe holds the rest.
+    stdin
+        .write_all(numbered(20_000, 40_000).as_bytes())
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(8));
+    c.start_node(1);
+    stdin
+        .write_all(numbered(40_000, 60_000).as_bytes())
+        .unwrap();
+    drop(stdin);
+    let run = wait_with_limit(child, Duration::from_secs(120));
+    assert_eq!(run.code(), 0, "{}", run.stderr);
+    let landed = read_topic(&c.bootstrap, &topic, 60_000, WAIT);
+    let (seen, cut) = sequence_numbers(&landed);
+    assert_eq!(cut, 0);
+    assert!(seen.values().all(|&n| n == 1), "a record landed twice");
+    assert_eq!(seen.len(), 60_000, "records missing");
+}
