@@ -319,8 +319,16 @@ impl App {
                 }
             }
         }
+        let began = Instant::now();
         match k.commit(TXN_WAIT) {
             Ok(n) => {
+                if self.s.verbose >= 1 {
+                    say!(
+                        "kpipe: committed {n} records up to log position {} in {:?}",
+                        txn.position,
+                        began.elapsed()
+                    );
+                }
                 let c = &self.out.ledger.counters;
                 c.delivered.fetch_add(n, Relaxed);
                 txn.opened = None;

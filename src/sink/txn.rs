@@ -115,6 +115,11 @@ impl KafkaSink {
             return Err(self.abort_for(r.to_string(), wait));
         }
         let deadline = Instant::now() + wait;
+        // Deliver what is out first, served on kpipe's own wake-up pipe: rdkafka's flush, which
+        // commit_transaction calls, sleeps 100 ms at a time while anything is out.
+        while self.in_flight() > 0 && Instant::now() < deadline {
+            self.poll(Duration::from_millis(5));
+        }
         loop {
             match self.producer.commit_transaction(wait) {
                 Ok(()) => return Ok(self.take_acked()),
