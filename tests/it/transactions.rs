@@ -337,3 +337,27 @@ fn exactly_once_rides_out_a_broker_outage_and_lands_everything_once() {
     assert!(seen.values().all(|&n| n == 1), "a record landed twice");
     assert_eq!(seen.len(), 60_000, "records missing");
 }
+
+#[test]
+fn a_transaction_timeout_above_the_brokers_maximum_is_refused_at_start() {
+    let brokers = shared_brokers();
+    let topic = fresh_topic("atomic-timeout");
+    let run = kpipe(
+        &[
+            "-b",
+            brokers,
+            "-t",
+            &topic,
+            "--atomic",
+            "--transaction-timeout",
+            "20m",
+        ],
+        b"a\n",
+    );
+    assert_eq!(run.code(), 78, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("--transaction-timeout 20m is more than the brokers allow"),
+        "{}",
+        run.stderr
+    );
+}
