@@ -287,7 +287,9 @@ echo $? > {dir}/second.code
     assert_eq!(read("second.code").trim(), "0", "{}", read("second.err"));
     let landed = read_topic(b, &topic, 40_000, Duration::from_secs(10));
     let (seen, cut) = sequence_numbers(&landed);
-    assert_eq!(cut, 0);
+    // Reading stops where the last read ended, maybe mid-record: that piece is sent as it is,
+    // as kpipe sends what is left when its input closes.
+    assert!(cut <= 1, "{cut} records cut short");
     assert!(seen.values().all(|&n| n == 1), "a record landed twice");
     // What landed is what was read: a prefix of the input, with no gap.
     let n = seen.len();
