@@ -163,9 +163,22 @@ fn exactly_once_survives_five_sigkills_and_a_leader_kill() {
         &spool_arg,
         "-q",
     ];
-    // Kills at fixed, uneven points of the stream (records written), so a failure reproduces.
-    let kills = [61_000, 143_000, 229_000, 318_000, 407_000];
-    let leader_kill = 260_000;
+    // Kills at random points of the stream (records written), one in each fifth of its first
+    // 450 000; KPIPE_TEST_SEED replays a run's points.
+    let seed: u64 = std::env::var("KPIPE_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| now_ms() as u64);
+    eprintln!("KPIPE_TEST_SEED={seed}");
+    let mut rng = seed | 1;
+    let mut next = move |below: usize| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        (rng % below as u64) as usize
+    };
+    let kills: Vec<usize> = (0..5).map(|i| 20_000 + i * 90_000 + next(70_000)).collect();
+    let leader_kill = 100_000 + next(300_000);
     let mut legs = vec![start_leg(&args, 0)];
     let mut ended: Vec<(usize, usize)> = Vec::new();
     let mut next_kill = 0;
@@ -358,7 +371,8 @@ fn a_transaction_timeout_above_the_brokers_maximum_is_refused_at_start() {
     );
     assert_eq!(run.code(), 78, "{}", run.stderr);
     assert!(
-        run.stderr.contains("--transaction-timeout 20m is more than the brokers allow"),
+        run.stderr
+            .contains("--transaction-timeout 20m is more than the brokers allow"),
         "{}",
         run.stderr
     );
