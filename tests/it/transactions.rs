@@ -285,12 +285,7 @@ echo $? > {dir}/second.code
         kpipe = kpipe_bin(),
         dir = dir.display(),
     );
-    let status = std::process::Command::new("unshare")
-        .args(["-rm", "sh", "-c", &script])
-        .status()
-        .expect("unshare");
-    assert!(status.success(), "unshare -rm failed: {status:?}");
-    let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+    let read = in_private_mounts(&script, &dir);
     assert_eq!(read("first.code").trim(), "74", "{}", read("first.err"));
     assert!(
         read("first.err").contains("No space left"),

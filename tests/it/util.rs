@@ -392,6 +392,19 @@ pub fn temp_dir(name: &str) -> PathBuf {
     d
 }
 
+/// Runs a shell script in a private user and mount namespace (`unshare -rm`), where it may
+/// mount a tiny tmpfs for a real ENOSPC; what it reports goes to files in `dir`, read back with
+/// the returned function (empty if missing).
+pub fn in_private_mounts(script: &str, dir: &Path) -> impl Fn(&str) -> String {
+    let status = Command::new("unshare")
+        .args(["-rm", "sh", "-c", script])
+        .status()
+        .expect("unshare");
+    assert!(status.success(), "unshare -rm failed: {status:?}");
+    let dir = dir.to_path_buf();
+    move |name: &str| std::fs::read_to_string(dir.join(name)).unwrap_or_default()
+}
+
 /// Lines of a file, or none if it does not exist.
 pub fn read_lines(path: &Path) -> Vec<String> {
     std::fs::read_to_string(path)
