@@ -10,9 +10,7 @@ use anyhow::{Context, Result};
 
 use super::lifecycle::Halt;
 use super::outbox::Outbox;
-use super::setup::Setup;
 use super::App;
-use crate::exit::Status;
 use crate::guarantee::{Mode, Transactions};
 use crate::input::{BlockReader, Framer};
 use crate::journal::Journal;
@@ -23,7 +21,7 @@ use crate::sink::TxnFailed;
 use crate::wire::Record;
 
 /// How long a commit or abort may block, at most.
-const TXN_WAIT: Duration = Duration::from_secs(60);
+pub(super) const TXN_WAIT: Duration = Duration::from_secs(60);
 
 /// A transactional run's state.
 pub(super) struct Txn {
@@ -178,65 +176,6 @@ impl Drop for Txn {
 }
 
 impl App {
-    /// Fences the id's earlier producer; for a stream, finds the committed position and puts
-    /// what the log holds after it ahead of the input.
-    pub(super) fn start_transactions(&mut self, input: &mut BlockReader) -> Result<(), Setup> {
-        self.find_committed(input).map_err(|e| {
-            let status = match e.downcast_ref::<crate::sink::TxnStartError>() {
-                Some(s) => s.status(),
-                None => Status::IoErr,
-            };
-            Setup(status, e)
-        })
-    }
-
-    fn find_committed(&mut self, input: &mut BlockReader) -> Result<()> {
-        let Some(txn) = &mut self.txn else {
-            return Ok(());
-        };
-        if txn.t.derived && !self.s.quiet {
-            say!("kpipe: transactional id {}", txn.t.id);
-        }
-        let Some(k) = self.out.sink.kafka() else {
-            return Ok(());
-        };
-        k.init_transactions(txn.t.timeout, TXN_WAIT)?;
-        if txn.t.mode != Mode::ExactlyOnce {
-            return Ok(());
-        }
-        crate::sink::ensure_offsets_topic(&self.s.client, &txn.t.offsets_topic, TXN_WAIT)?;
-        let committed = crate::sink::committed_position(
-            &self.s.client,
-            &txn.t.offsets_topic,
-            &txn.t.id,
-            TXN_WAIT,
-        )?;
-        let Some(journal) = &mut txn.journal else {
-            return Ok(());
-        };
-        let mut at = committed.unwrap_or(journal.start());
-        if at > journal.end() {
-            say!("kpipe: the log ends before the last commit (its unsynced end was lost in a crash); going on from the commit");
-            journal.skip_to(at)?;
-        } else if at < journal.start() {
-            say!("kpipe: the log starts after the last commit ({at} < {}): bytes in between were removed by hand and are not sent", journal.start());
-            at = journal.start();
-        }
-        if !journal.ends_whole(at, &self.s.delimiter)? {
-            // The last run was killed mid-record: end that record, so the next input does not
-            // run into it.
-            journal.append(&self.s.delimiter)?;
-        }
-        let behind = journal.end() - at;
-        if behind > 0 && !self.s.quiet {
-            say!("kpipe: resending {behind} bytes of input from the log that no commit covers");
-        }
-        input.rewind(Box::new(journal.reader(at)?), at, true);
-        txn.committed = at;
-        txn.position = at;
-        Ok(())
-    }
-
     /// Logs what the last read took from the input, before any record in it is sent.
     pub(super) fn log_input(&mut self, input: &BlockReader) {
         let Some(txn) = &mut self.txn else { return };
@@ -434,93 +373,5 @@ impl App {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const SEC: Duration = Duration::from_secs(1);
-
-    fn open() -> Seen {
-        Seen {
-            open: true,
-            ..Seen::default()
-        }
-    }
-
-    #[test]
-    fn nothing_to_do_without_an_open_transaction() {
-        for mode in [Mode::Atomic, Mode::ExactlyOnce] {
-            let s = Seen {
-                input_done: true,
-                failed: true,
-                ..Seen::default()
-            };
-            assert_eq!(next_step(mode, SEC, s), Step::Nothing);
-        }
-    }
-
-    #[test]
-    fn a_batch_commits_only_at_the_end_of_input() {
-        let long = Seen {
-            open_for: 100 * SEC,
-            ..open()
-        };
-        assert_eq!(next_step(Mode::Atomic, SEC, long), Step::Nothing);
-        let done = Seen {
-            input_done: true,
-            ..open()
-        };
-        assert_eq!(next_step(Mode::Atomic, SEC, done), Step::Commit);
-    }
-
-    #[test]
-    fn a_batch_aborts_on_a_stop_or_a_failure_even_at_the_end() {
-        for s in [
-            Seen {
-                stopping: true,
-                input_done: true,
-                ..open()
-            },
-            Seen {
-                failed: true,
-                input_done: true,
-                ..open()
-            },
-        ] {
-            assert_eq!(next_step(Mode::Atomic, SEC, s), Step::Abort);
-        }
-    }
-
-    #[test]
-    fn a_stream_commits_every_interval_and_at_the_end() {
-        let s = Seen {
-            open_for: SEC / 2,
-            ..open()
-        };
-        assert_eq!(next_step(Mode::ExactlyOnce, SEC, s), Step::Nothing);
-        let s = Seen {
-            open_for: SEC,
-            ..open()
-        };
-        assert_eq!(next_step(Mode::ExactlyOnce, SEC, s), Step::Commit);
-        let s = Seen {
-            input_done: true,
-            ..open()
-        };
-        assert_eq!(next_step(Mode::ExactlyOnce, SEC, s), Step::Commit);
-    }
-
-    #[test]
-    fn a_stream_commits_what_it_has_when_stopped_and_aborts_what_failed() {
-        let s = Seen {
-            stopping: true,
-            open_for: 2 * SEC,
-            ..open()
-        };
-        assert_eq!(next_step(Mode::ExactlyOnce, SEC, s), Step::Commit);
-        let s = Seen {
-            failed: true,
-            ..open()
-        };
-        assert_eq!(next_step(Mode::ExactlyOnce, SEC, s), Step::Abort);
-    }
-}
+#[path = "txn_tests.rs"]
+mod tests;

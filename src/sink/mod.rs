@@ -1,12 +1,14 @@
 //! Where routed records go: Kafka through librdkafka, or stdout for `--dry-run`.
 
 mod dry_run;
+mod features;
 mod kafka;
 mod txn;
 mod wakeup;
 
 pub use dry_run::DryRun;
-pub use kafka::{builtin_features, KafkaSink};
+pub use features::builtin_features;
+pub use kafka::KafkaSink;
 pub use txn::{committed_position, ensure_offsets_topic, TxnFailed, TxnStartError};
 
 use std::time::Duration;

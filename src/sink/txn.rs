@@ -9,10 +9,10 @@ use anyhow::{bail, Context as _, Result};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::Producer;
+use rdkafka::producer::{BaseProducer, Producer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
-use super::kafka::{KafkaSink, BOOKKEEPING};
+use super::kafka::{Context, KafkaSink, BOOKKEEPING};
 use super::Full;
 use crate::exit::Status;
 use crate::message::Origin;
@@ -50,11 +50,16 @@ pub enum TxnFailed {
     Fatal(String),
 }
 
-impl KafkaSink {
+/// The producer as far as starting transactions goes: shareable with a thread that starts
+/// them while the caller reads on.
+#[derive(Clone, Copy)]
+pub struct Starter<'a>(&'a BaseProducer<Context>);
+
+impl Starter<'_> {
     /// Registers the transactional id with the brokers, fencing any earlier producer with it
     /// (its open transaction is aborted). A timeout above the brokers' maximum is named.
     pub fn init_transactions(&self, timeout: Duration, wait: Duration) -> Result<()> {
-        match self.producer.init_transactions(wait) {
+        match self.0.init_transactions(wait) {
             Ok(()) => Ok(()),
             Err(e) if code(&e) == Some(RDKafkaErrorCode::InvalidTransactionTimeout) => {
                 Err(TxnStartError {
@@ -75,13 +80,20 @@ impl KafkaSink {
                     status,
                     text: format!(
                         "could not start a transaction as {}: {}; check --brokers, and that the brokers let this user use transactional ids",
-                        self.producer.context().principal(),
-                        self.producer.context().reason(&e, "")
+                        self.0.context().principal(),
+                        self.0.context().reason(&e, "")
                     ),
                 }
                 .into())
             }
         }
+    }
+}
+
+impl KafkaSink {
+    /// The producer, for starting transactions from another thread.
+    pub fn starter(&self) -> Starter<'_> {
+        Starter(&self.producer)
     }
 
     /// Opens a transaction; records sent from now on belong to it.

@@ -1,0 +1,128 @@
+//! Starting a transactional run: fencing the id's earlier producer and, for a stream, finding
+//! the committed log position while the input goes on into the log.
+
+use std::io::Read as _;
+use std::time::Duration;
+
+use anyhow::Result;
+
+use super::setup::Setup;
+use super::App;
+use crate::exit::Status;
+use crate::guarantee::Mode;
+use crate::input::{BlockReader, Fill};
+use crate::journal::Journal;
+use crate::say;
+use crate::sink::Sink;
+
+use super::txn::TXN_WAIT;
+
+impl App {
+    /// Fences the id's earlier producer; for a stream, finds the committed position and puts
+    /// what the log holds after it ahead of the input.
+    pub(super) fn start_transactions(&mut self, input: &mut BlockReader) -> Result<(), Setup> {
+        self.find_committed(input).map_err(|e| {
+            let status = match e.downcast_ref::<crate::sink::TxnStartError>() {
+                Some(s) => s.status(),
+                None => Status::IoErr,
+            };
+            Setup(status, e)
+        })
+    }
+
+    fn find_committed(&mut self, input: &mut BlockReader) -> Result<()> {
+        let Some(txn) = &mut self.txn else {
+            return Ok(());
+        };
+        if txn.t.derived && !self.s.quiet {
+            say!("kpipe: transactional id {}", txn.t.id);
+        }
+        let Sink::Kafka(k) = &self.out.sink else {
+            return Ok(());
+        };
+        let Some(journal) = txn
+            .journal
+            .as_mut()
+            .filter(|_| txn.t.mode == Mode::ExactlyOnce)
+        else {
+            return k.starter().init_transactions(txn.t.timeout, TXN_WAIT);
+        };
+        if !journal.ends_whole(0, &self.s.delimiter)? {
+            // The last run was killed mid-record: end that record, so the next input does not
+            // run into it (an empty line is skipped if that record was whole after all).
+            journal.append(&self.s.delimiter)?;
+        }
+        let before = journal.end();
+        // Fencing and reading the offsets topic take a second or so; meanwhile the input goes
+        // into the log, where a kill cannot take it, rather than wait in the pipe.
+        let (t, client, starter) = (&txn.t, &self.s.client, k.starter());
+        let committed = std::thread::scope(|scope| {
+            let start = scope.spawn(|| -> Result<Option<u64>> {
+                starter.init_transactions(t.timeout, TXN_WAIT)?;
+                crate::sink::ensure_offsets_topic(client, &t.offsets_topic, TXN_WAIT)?;
+                crate::sink::committed_position(client, &t.offsets_topic, &t.id, TXN_WAIT)
+            });
+            let log_error = log_while(input, journal, || start.is_finished());
+            let started = start
+                .join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("starting transactions panicked")));
+            started.map(|c| (c, log_error))
+        })?;
+        let (committed, log_error) = committed;
+        // A block the log could not take is read already: it goes out after the log, unlogged,
+        // and then the input counts as ended, as it does when the log fills later.
+        let unlogged = input.window().to_vec();
+        if let Some(e) = log_error {
+            say!("kpipe: {e:#}; reading stops, what was read is still sent");
+            txn.log_error = Some(format!("{e:#}"));
+            self.io_error.get_or_insert_with(|| format!("{e:#}"));
+        }
+        let mut at = committed.unwrap_or(journal.start());
+        if at > before {
+            // The commit lies past what the log held (its unsynced end was lost in a crash):
+            // what was just logged goes after the commit, so no position means two things.
+            say!("kpipe: the log ends before the last commit (its unsynced end was lost in a crash); going on from the commit");
+            let mut moved = Vec::new();
+            std::io::Read::read_to_end(&mut journal.reader(before)?, &mut moved)?;
+            at = at.max(journal.end());
+            journal.skip_to(at)?;
+            journal.append(&moved)?;
+        } else if at < journal.start() {
+            say!("kpipe: the log starts after the last commit ({at} < {}): bytes in between were removed by hand and are not sent", journal.start());
+            at = journal.start();
+        }
+        let behind = before.saturating_sub(at);
+        if behind > 0 && !self.s.quiet {
+            say!("kpipe: resending {behind} bytes of input from the log that no commit covers");
+        }
+        let reader = journal.reader(at)?.chain(std::io::Cursor::new(unlogged));
+        input.rewind(Box::new(reader), at, txn.log_error.is_none());
+        txn.committed = at;
+        txn.position = at;
+        Ok(())
+    }
+}
+
+/// Appends what the input brings to the log until `done` says so (or the input ends); the
+/// bytes are read again from the log afterwards. Returns the log's error, if it could not take
+/// a block: that block stays in the window, read but not logged.
+fn log_while(
+    input: &mut BlockReader,
+    journal: &mut Journal,
+    done: impl Fn() -> bool,
+) -> Option<anyhow::Error> {
+    while !done() {
+        match input.fill(Duration::from_millis(10)) {
+            Ok(Fill::Data) => {}
+            Ok(Fill::Idle) => continue,
+            // The input ended or failed: the main loop finds out again when it reads.
+            Ok(Fill::Eof) | Err(_) => break,
+        }
+        let n = input.window().len();
+        if let Err(e) = journal.append(input.fresh()) {
+            return Some(e);
+        }
+        input.consume(n);
+    }
+    None
+}
