@@ -81,7 +81,7 @@ impl App {
                     s.quiet,
                     &s.security.secrets,
                     &s.security.principal,
-                    s.transactions.is_some(),
+                    s.transactions.as_ref().map(|t| t.mode),
                 )
                 .map_err(setup(Status::Config))?,
             )

@@ -46,6 +46,8 @@ pub struct Context {
 pub(super) struct TxnReports {
     pub acked: std::sync::atomic::AtomicU64,
     pub failure: Mutex<Option<Reason>>,
+    /// `--atomic`: a record the producer refuses fails the transaction, not just itself.
+    pub all_or_nothing: bool,
 }
 
 /// The delivery opaque of kpipe's own records (log positions), which are not input records.
@@ -233,7 +235,7 @@ impl KafkaSink {
         quiet: bool,
         secrets: &[String],
         principal: &str,
-        transactional: bool,
+        transactional: Option<crate::guarantee::Mode>,
     ) -> Result<KafkaSink> {
         let context = Context {
             ledger: ledger.clone(),
@@ -242,7 +244,10 @@ impl KafkaSink {
             errors: Mutex::new(ErrorLog::default()),
             secrets: secrets.to_vec(),
             principal: principal.to_string(),
-            txn: transactional.then(TxnReports::default),
+            txn: transactional.map(|mode| TxnReports {
+                all_or_nothing: mode == crate::guarantee::Mode::Atomic,
+                ..TxnReports::default()
+            }),
         };
         let producer: BaseProducer<Context> = config.create_with_context(context).map_err(|e| {
             let text = redact(&e.to_string(), secrets);
@@ -290,7 +295,15 @@ impl KafkaSink {
                     code: e.rdkafka_error_code(),
                     text: e.to_string(),
                 };
-                self.ledger.failed(origin, rec, &reason, false);
+                match &self.producer.context().txn {
+                    Some(t) if t.all_or_nothing => {
+                        let mut f = t.failure.lock().unwrap_or_else(|p| p.into_inner());
+                        f.get_or_insert(reason);
+                    }
+                    // A stream's transaction goes on without it: sent again from the log, the
+                    // record would be refused again.
+                    _ => self.ledger.failed(origin, rec, &reason, false),
+                }
                 Ok(())
             }
         }

@@ -372,3 +372,42 @@ fn a_transaction_timeout_above_the_brokers_maximum_is_refused_at_start() {
         run.stderr
     );
 }
+
+#[test]
+fn atomic_run_with_a_record_the_producer_refuses_shows_nothing() {
+    let brokers = shared_brokers();
+    let topic = fresh_topic("atomic-refused");
+    create_topic(brokers, &topic, 1, 1, &[]);
+    let dir = temp_dir("atomic-refused");
+    let dead = dir.join("dead.jsonl");
+    let record =
+        |extra: &str, v: &str| format!("{{\"topic\":\"{topic}\"{extra},\"value\":\"{v}\"}}\n");
+    let mut input: String = (0..100).map(|i| record("", &format!("v{i}"))).collect();
+    // Partition 99 of a one-partition topic: librdkafka refuses it.
+    input.push_str(&record(",\"partition\":99", "refused"));
+    input.push_str(&record("", "after"));
+    let run = kpipe(
+        &[
+            "-b",
+            brokers,
+            "-f",
+            "envelope",
+            "--atomic",
+            "--dead-letter",
+            dead.to_str().unwrap(),
+        ],
+        input.as_bytes(),
+    );
+    assert_eq!(run.code(), 75, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("transaction was aborted"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(read_topic(brokers, &topic, 1, QUIET).len(), 0);
+    assert_eq!(
+        read_lines(&dead).len(),
+        102,
+        "each record once in the dead-letter file"
+    );
+}
