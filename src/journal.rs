@@ -37,20 +37,13 @@ impl Journal {
             .mode(0o700)
             .create(dir)
             .with_context(|| format!("creating the log directory {}", dir.display()))?;
-        let lock = OpenOptions::new()
-            .create(true)
-            .write(true)
-            .mode(0o600)
-            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-            .open(dir.join(".lock"))
-            .with_context(|| format!("opening the log lock in {}", dir.display()))?;
-        rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive)
-            .with_context(|| {
-                format!(
-                    "another kpipe uses the log in {}; give each run its own --spool",
-                    dir.display()
-                )
-            })?;
+        let lock = crate::spool::open_lock(dir)?;
+        lock.try_lock().map_err(|_| {
+            anyhow::anyhow!(
+                "another kpipe uses the log in {}; give each run its own --spool",
+                dir.display()
+            )
+        })?;
         let mut segments = Vec::new();
         for entry in fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
             let name = entry?.file_name();
@@ -184,7 +177,7 @@ impl Journal {
     }
 
     fn segment_path(&self, start: u64) -> PathBuf {
-        self.dir.join(format!("{start:020}{SUFFIX}"))
+        segment_path(&self.dir, start)
     }
 }
 
@@ -195,14 +188,18 @@ fn segment_start(name: &str) -> Option<u64> {
         .flatten()
 }
 
+fn segment_path(dir: &Path, start: u64) -> PathBuf {
+    dir.join(format!("{start:020}{SUFFIX}"))
+}
+
 fn open_segment(dir: &Path, start: u64) -> Result<File> {
-    let path = dir.join(format!("{start:020}{SUFFIX}"));
+    let path = segment_path(dir, start);
     OpenOptions::new()
         .create(true)
         .append(true)
         .read(true)
         .mode(0o600)
-        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .custom_flags(crate::spool::NOFOLLOW)
         .open(&path)
         .with_context(|| format!("opening the log segment {}", path.display()))
 }

@@ -48,6 +48,20 @@ pub fn unsafe_dir(is_dir: bool, mode: u32, owner: u32, me: u32) -> Option<&'stat
     }
 }
 
+/// Opens (creating, mode 600, never through a symlink) the `.lock` file of `dir`; whoever holds
+/// its lock owns the directory's files.
+pub fn open_lock(dir: &Path) -> Result<File> {
+    let path = dir.join(".lock");
+    File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(NOFOLLOW)
+        .open(&path)
+        .with_context(|| format!("opening the lock {}", path.display()))
+}
+
 /// The lock on a spool directory, held while its files are being sent.
 pub struct SpoolDir {
     dir: PathBuf,
@@ -59,15 +73,7 @@ pub struct SpoolDir {
 impl SpoolDir {
     /// Opens (creating) the directory; the lock is taken by `claim_new`.
     pub fn open(dir: &Path) -> Result<SpoolDir> {
-        let lock_path = dir.join(".lock");
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .custom_flags(NOFOLLOW)
-            .open(&lock_path)
-            .with_context(|| format!("opening the spool lock {}", lock_path.display()))?;
+        let lock = open_lock(dir)?;
         Ok(SpoolDir {
             dir: dir.to_path_buf(),
             lock,

@@ -242,12 +242,7 @@ impl App {
             Decision::Send => {
                 let rec = self.router.record(bytes);
                 let origin = Origin::stdin(rec.partition.is_some()).with_timestamp(rec.timestamp);
-                match &mut self.txn {
-                    Some(t) => t.send(&mut self.out, &rec, origin),
-                    None => {
-                        self.out.send(&rec, origin);
-                    }
-                }
+                txn::send(&mut self.txn, &mut self.out, &rec, origin);
             }
             Decision::SendAsString(reason) => {
                 bump(&self.out.ledger.counters.malformed_sent);
@@ -255,12 +250,7 @@ impl App {
                 match self.router.fallback(bytes, &text) {
                     Some(rec) => {
                         let origin = Origin::stdin(rec.partition.is_some());
-                        match &mut self.txn {
-                            Some(t) => t.send(&mut self.out, &rec, origin),
-                            None => {
-                                self.out.send(&rec, origin);
-                            }
-                        }
+                        txn::send(&mut self.txn, &mut self.out, &rec, origin);
                     }
                     None => self.fail_input(bytes, &reason),
                 }
@@ -364,10 +354,7 @@ impl App {
             dead_letter: dead_letter.as_deref(),
             brokers: &self.s.brokers,
             all_or_nothing: self.txn.as_ref().is_some_and(|t| t.t.mode == Mode::Atomic),
-            waiting: self
-                .txn
-                .as_ref()
-                .and_then(|t| Some((t.waiting(), t.log_dir()?))),
+            waiting: self.txn.as_ref().and_then(txn::Txn::waiting),
         });
         for line in &outcome.lines {
             say!("{line}");

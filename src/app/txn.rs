@@ -118,19 +118,22 @@ impl Txn {
         })
     }
 
-    /// The log's directory, for a stream.
-    pub fn log_dir(&self) -> Option<&Path> {
+    /// For a stream: bytes of input in its log that no commit covers (the next run sends
+    /// them), and the log.
+    pub fn waiting(&self) -> Option<(u64, &Path)> {
         match (&self.journal, self.t.mode) {
-            (Some(j), Mode::ExactlyOnce) => Some(j.dir()),
+            (Some(j), Mode::ExactlyOnce) => Some((j.end().saturating_sub(self.committed), j.dir())),
             _ => None,
         }
     }
+}
 
-    /// Bytes of input in the log that no commit covers: the next run sends them.
-    pub fn waiting(&self) -> u64 {
-        match (&self.journal, self.t.mode) {
-            (Some(j), Mode::ExactlyOnce) => j.end().saturating_sub(self.committed),
-            _ => 0,
+/// Hands a record read from the input over: inside the transaction when there is one.
+pub(super) fn send(txn: &mut Option<Txn>, out: &mut Outbox, rec: &Record, origin: Origin) {
+    match txn {
+        Some(t) => t.send(out, rec, origin),
+        None => {
+            out.send(rec, origin);
         }
     }
 }

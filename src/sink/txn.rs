@@ -129,9 +129,7 @@ impl KafkaSink {
         let deadline = Instant::now() + wait;
         // Deliver what is out first, served on kpipe's own wake-up pipe: rdkafka's flush, which
         // commit_transaction calls, sleeps 100 ms at a time while anything is out.
-        while self.in_flight() > 0 && Instant::now() < deadline {
-            self.poll(Duration::from_millis(5));
-        }
+        self.serve_until_settled(deadline);
         loop {
             match self.producer.commit_transaction(wait) {
                 Ok(()) => return Ok(self.take_acked()),
@@ -157,10 +155,7 @@ impl KafkaSink {
         // librdkafka's abort waits until every purged record's report was served, and this
         // thread is the one that serves them: purge and serve first.
         self.purge();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while self.in_flight() > 0 && Instant::now() < deadline {
-            self.poll(Duration::from_millis(5));
-        }
+        self.serve_until_settled(Instant::now() + Duration::from_secs(5));
         if let Err(e) = self.producer.abort_transaction(wait) {
             if let KafkaError::Transaction(t) = &e {
                 if t.is_fatal() {
@@ -170,6 +165,13 @@ impl KafkaSink {
         }
         self.poll(Duration::ZERO);
         Ok(self.take_acked())
+    }
+
+    /// Serves delivery reports until nothing is out, or `deadline`.
+    fn serve_until_settled(&mut self, deadline: Instant) {
+        while self.in_flight() > 0 && Instant::now() < deadline {
+            self.poll(Duration::from_millis(5));
+        }
     }
 
     fn abort_for(&mut self, why: String, wait: Duration) -> TxnFailed {
