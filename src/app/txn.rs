@@ -206,28 +206,19 @@ impl App {
     /// stream's transaction was aborted while reading goes on.
     pub(super) fn settle(&mut self, input_done: bool) -> Option<u64> {
         let txn = self.txn.as_ref()?;
-        let failed = self
-            .out
-            .sink
-            .kafka()
-            .is_some_and(|k| k.txn_failure().is_some());
+        let failure = self.out.sink.kafka().and_then(|k| k.txn_failure());
         let seen = Seen {
             open: txn.opened.is_some(),
             open_for: txn.opened.map_or(Duration::ZERO, |t| t.elapsed()),
             input_done,
             stopping: self.out.life.stopping(),
-            failed,
+            failed: failure.is_some(),
         };
         match next_step(txn.t.mode, txn.t.commit_interval, seen) {
             Step::Nothing => None,
             Step::Commit => self.commit(input_done),
             Step::Abort => {
-                let why = self
-                    .out
-                    .sink
-                    .kafka()
-                    .and_then(|k| k.txn_failure())
-                    .map_or_else(|| self.stop_reason(), |r| r.to_string());
+                let why = failure.map_or_else(|| self.stop_reason(), |r| r.to_string());
                 self.aborted(why, input_done)
             }
         }
