@@ -9,11 +9,12 @@ use anyhow::{anyhow, Result};
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{BorrowedMessage, DeliveryResult, Header, Message, OwnedHeaders};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext, PurgeConfig};
+use rdkafka::message::{BorrowedMessage, DeliveryResult, Message};
+use rdkafka::producer::{BaseProducer, Producer, ProducerContext, PurgeConfig};
 use rdkafka::statistics::Statistics;
 use rdkafka::ClientConfig;
 
+use super::produce::{produce, Topics};
 use super::wakeup::Wakeup;
 use super::Full;
 use crate::failed::Ledger;
@@ -209,8 +210,12 @@ impl ProducerContext for Context {
 
 /// The producer and the ledger its reports go to.
 pub struct KafkaSink {
-    // Declared first so it is dropped (unhooked) before the producer.
+    // Declared first so they are dropped (unhooked, destroyed) before the producer.
     wakeup: Wakeup,
+    topics: Topics,
+    /// The time the current block of input was read (ms since the epoch), for records without
+    /// their own; 0 when none was read since the last poll, and librdkafka reads the clock.
+    stamp: i64,
     pub(super) producer: BaseProducer<Context>,
     ledger: Arc<Ledger>,
     started: Instant,
@@ -260,6 +265,8 @@ impl KafkaSink {
         let wakeup = Wakeup::new(producer.client().native_ptr())?;
         Ok(KafkaSink {
             wakeup,
+            topics: Topics::default(),
+            stamp: 0,
             producer,
             ledger,
             started: Instant::now(),
@@ -269,31 +276,19 @@ impl KafkaSink {
 
     /// Hands one record to librdkafka; `Full` when its queue has no room.
     pub fn send(&mut self, rec: &Record, origin: Origin) -> Result<(), Full> {
-        let mut record: BaseRecord<'_, [u8], [u8], usize> =
-            BaseRecord::with_opaque_to(rec.topic, origin.0);
-        record.partition = rec.partition;
-        record.key = rec.key;
-        record.payload = rec.value;
-        record.timestamp = rec.timestamp;
-        if !rec.headers.is_empty() {
-            let mut h = OwnedHeaders::new_with_capacity(rec.headers.len());
-            for &(key, value) in &rec.headers {
-                h = h.insert(Header { key, value });
-            }
-            record.headers = Some(h);
-        }
-        match self.producer.send(record) {
+        let rk = self.producer.client().native_ptr();
+        match produce(rk, &mut self.topics, rec, origin.0, self.stamp) {
             Ok(()) => {
                 if let WarmUp::Waiting = self.warm_up {
                     self.warm_up = WarmUp::Nudging(rec.topic.to_string());
                 }
                 Ok(())
             }
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => Err(Full),
-            Err((e, _)) => {
+            Err(RDKafkaErrorCode::QueueFull) => Err(Full),
+            Err(code) => {
                 let reason = Reason::Kafka {
-                    code: e.rdkafka_error_code(),
-                    text: e.to_string(),
+                    code: Some(code),
+                    text: KafkaError::MessageProduction(code).to_string(),
                 };
                 match &self.producer.context().txn {
                     Some(t) if t.all_or_nothing => {
@@ -309,9 +304,17 @@ impl KafkaSink {
         }
     }
 
+    /// Stamps the records handed over until the next `poll` with `ms` (since the epoch): records
+    /// read together share the time they were read, and librdkafka need not read the clock for
+    /// each.
+    pub fn stamp_reads(&mut self, ms: i64) {
+        self.stamp = ms;
+    }
+
     /// Serves the delivery reports that are ready; if there are none, sleeps until one comes or
     /// `wait` passes, and serves those.
     pub fn poll(&mut self, wait: Duration) {
+        self.stamp = 0;
         self.warm_up();
         if self.serve_ready() || wait.is_zero() {
             return;

@@ -3,6 +3,7 @@
 mod dry_run;
 mod features;
 mod kafka;
+mod produce;
 mod txn;
 mod wakeup;
 
@@ -36,6 +37,16 @@ impl Sink {
                 d.send(rec, origin);
                 Ok(())
             }
+        }
+    }
+
+    /// Records handed over from now until the next `wait` were read at `now`.
+    pub fn stamp_reads(&mut self, now: std::time::SystemTime) {
+        if let Sink::Kafka(k) = self {
+            let ms = now
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis());
+            k.stamp_reads(i64::try_from(ms).unwrap_or(0));
         }
     }
 
