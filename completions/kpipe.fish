@@ -30,7 +30,7 @@ SCRAM-SHA-256\t'Salted challenge-response with SHA-256'
 SCRAM-SHA-512\t'Salted challenge-response with SHA-512'"
 complete -c kpipe -l sasl-username -d 'SASL user name' -r
 complete -c kpipe -l sasl-password-file -d 'File whose first line is the SASL password (mode 600); or set KPIPE_SASL_PASSWORD' -r -F
-complete -c kpipe -s z -l compression -d 'Compression of record batches, as kcat -z (BENCHMARKS.md says why lz4 is the default)' -r -f -a "none\t''
+complete -c kpipe -s z -l compression -d 'Compression of record batches, as kcat -z; none by default, as kcat (BENCHMARKS.md: lz4 or zstd where the network is the limit)' -r -f -a "none\t''
 gzip\t''
 snappy\t''
 lz4\t''

@@ -256,8 +256,8 @@ pub struct Cli {
     #[arg(long, value_name = "FILE")]
     pub sasl_password_file: Option<PathBuf>,
 
-    /// Compression of record batches, as kcat -z (BENCHMARKS.md says why lz4 is the default).
-    #[arg(short = 'z', long, value_enum, default_value_t = Compression::Lz4, value_name = "CODEC")]
+    /// Compression of record batches, as kcat -z; none by default, as kcat (BENCHMARKS.md: lz4 or zstd where the network is the limit).
+    #[arg(short = 'z', long, value_enum, default_value_t = Compression::None, value_name = "CODEC")]
     pub compression: Compression,
 
     /// Acknowledgements required; 1 and 0 turn idempotence off.

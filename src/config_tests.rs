@@ -74,9 +74,9 @@ fn other_properties_pass_through_and_may_override_defaults() {
 }
 
 #[test]
-fn compression_is_lz4_unless_chosen() {
+fn compression_is_none_unless_chosen() {
     let s = settings(&["-t", "x"]).unwrap();
-    assert_eq!(get(&s, "compression.type"), Some("lz4"));
+    assert_eq!(get(&s, "compression.type"), Some("none"));
     for codec in ["none", "gzip", "snappy", "lz4", "zstd"] {
         let s = settings(&["-t", "x", "-z", codec]).unwrap();
         assert_eq!(get(&s, "compression.type"), Some(codec));
