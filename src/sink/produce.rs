@@ -197,6 +197,7 @@ mod tests {
 
     #[test]
     fn a_record_with_headers_is_queued_and_a_full_queue_says_so() {
+        // The queue takes two records, so the third finds it full: the first two were queued.
         let p = producer();
         let rk = p.client().native_ptr();
         let mut topics = Topics::default();
@@ -213,7 +214,8 @@ mod tests {
             produce(rk, &mut topics, &rec, 9, 0),
             Err(RDKafkaErrorCode::QueueFull)
         );
-        assert_eq!(p.in_flight_count(), 2);
+        // (Not `in_flight_count`: it also counts librdkafka's error events about the broker that
+        // is not there, so it depends on timing.)
         p.purge(rdkafka::producer::PurgeConfig::default().queue());
         drop(topics);
     }
