@@ -100,11 +100,15 @@ fn tidy(s: &str) -> String {
 
 /// This machine's name, for default ids.
 pub fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".into())
+    let name = rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned();
+    if name.is_empty() {
+        "localhost".into()
+    } else {
+        name
+    }
 }
 
 /// What becomes of records in each mode when something fails: the failure, then one cell per
@@ -209,6 +213,11 @@ mod tests {
         Cli::try_parse_from(std::iter::once("kpipe").chain(args.iter().copied())).unwrap()
     }
 
+    /// The settings of a command line that asks for transactions.
+    fn transactions(args: &[&str], host: &str) -> Transactions {
+        Transactions::from_cli(&cli(args), host).unwrap().unwrap()
+    }
+
     #[test]
     fn every_test_the_guarantees_name_exists() {
         let root = env!("CARGO_MANIFEST_DIR");
@@ -231,9 +240,7 @@ mod tests {
 
     #[test]
     fn atomic_derives_its_id_from_topic_and_host() {
-        let t = Transactions::from_cli(&cli(&["-t", "logs.${APP}", "--atomic"]), "web 1")
-            .unwrap()
-            .unwrap();
+        let t = transactions(&["-t", "logs.${APP}", "--atomic"], "web 1");
         assert_eq!(t.mode, Mode::Atomic);
         assert_eq!(t.id, "kpipe-logs.${APP}@web_1");
         assert!(t.derived);
@@ -242,12 +249,10 @@ mod tests {
 
     #[test]
     fn exactly_once_adds_the_spool_directory_to_its_id() {
-        let t = Transactions::from_cli(
-            &cli(&["-t", "a", "--exactly-once", "--spool", "/no/such/dir"]),
+        let t = transactions(
+            &["-t", "a", "--exactly-once", "--spool", "/no/such/dir"],
             "h",
-        )
-        .unwrap()
-        .unwrap();
+        );
         assert_eq!(t.mode, Mode::ExactlyOnce);
         assert_eq!(t.id, "kpipe-a@h:/no/such/dir");
         assert_eq!(t.timeout, EXACTLY_ONCE_TIMEOUT);
@@ -255,12 +260,10 @@ mod tests {
 
     #[test]
     fn a_given_id_is_kept() {
-        let t = Transactions::from_cli(
-            &cli(&["-t", "a", "--atomic", "--transactional-id", "nightly"]),
+        let t = transactions(
+            &["-t", "a", "--atomic", "--transactional-id", "nightly"],
             "h",
-        )
-        .unwrap()
-        .unwrap();
+        );
         assert_eq!(t.id, "nightly");
         assert!(!t.derived);
     }

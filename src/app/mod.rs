@@ -11,7 +11,7 @@ mod step;
 mod txn;
 mod txn_start;
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use crate::cli::{Cli, Format};
 use crate::config::Settings;
@@ -138,7 +138,7 @@ impl App {
             Err(e) => return self.input_failed(e),
         }
         self.log_input(input);
-        self.out.sink.stamp_reads(SystemTime::now());
+        self.out.sink.stamp_reads(crate::failed::now_ms());
         self.handle_pieces(input, framer, false);
         self.out.sink.wait(Duration::ZERO);
         if input.at_eof() && input.window().is_empty() {

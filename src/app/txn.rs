@@ -128,6 +128,17 @@ impl Txn {
     }
 }
 
+/// The log could not take a block: says so and keeps the error in `log_error` (from then on
+/// nothing more is logged). Returns it, for the exit message. What was read is still sent and
+/// committed; it is only not safe from a kill. (A function of the field, not a method: the
+/// start-up still holds the log borrowed when it finds out.)
+pub(super) fn log_failed(log_error: &mut Option<String>, e: &anyhow::Error) -> String {
+    let text = format!("{e:#}");
+    say!("kpipe: {text}; reading stops, what was read is still sent");
+    *log_error = Some(text.clone());
+    text
+}
+
 /// Hands a record read from the input over: inside the transaction when there is one.
 pub(super) fn send(txn: &mut Option<Txn>, out: &mut Outbox, rec: &Record, origin: Origin) {
     match txn {
@@ -189,10 +200,8 @@ impl App {
             return;
         }
         if let Err(e) = j.append(input.fresh()) {
-            // What was read still goes out and is committed; it is only not safe from a kill.
-            say!("kpipe: {e:#}; reading stops, what was read is still sent");
-            txn.log_error = Some(format!("{e:#}"));
-            self.io_error.get_or_insert_with(|| format!("{e:#}"));
+            let text = log_failed(&mut txn.log_error, &e);
+            self.io_error.get_or_insert(text);
             self.out.life.halt(Halt::InputFailed);
         }
     }

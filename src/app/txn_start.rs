@@ -73,9 +73,8 @@ impl App {
         // and then the input counts as ended, as it does when the log fills later.
         let unlogged = input.window().to_vec();
         if let Some(e) = log_error {
-            say!("kpipe: {e:#}; reading stops, what was read is still sent");
-            txn.log_error = Some(format!("{e:#}"));
-            self.io_error.get_or_insert_with(|| format!("{e:#}"));
+            let text = super::txn::log_failed(&mut txn.log_error, &e);
+            self.io_error.get_or_insert(text);
         }
         let mut at = committed.unwrap_or(journal.start());
         if at > before {

@@ -46,9 +46,30 @@ pub struct Context {
 #[derive(Default)]
 pub(super) struct TxnReports {
     pub acked: std::sync::atomic::AtomicU64,
-    pub failure: Mutex<Option<Reason>>,
+    failure: Mutex<Option<Reason>>,
     /// `--atomic`: a record the producer refuses fails the transaction, not just itself.
     pub all_or_nothing: bool,
+}
+
+impl TxnReports {
+    fn failure_slot(&self) -> std::sync::MutexGuard<'_, Option<Reason>> {
+        self.failure.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records why the transaction must be aborted; the first reason is kept.
+    pub fn fail(&self, reason: Reason) {
+        self.failure_slot().get_or_insert(reason);
+    }
+
+    /// Why the open transaction must be aborted, if it must.
+    pub fn failure(&self) -> Option<Reason> {
+        self.failure_slot().clone()
+    }
+
+    /// Forgets the failure, for the next transaction.
+    pub fn clear_failure(&self) {
+        *self.failure_slot() = None;
+    }
 }
 
 /// The delivery opaque of kpipe's own records (log positions), which are not input records.
@@ -192,11 +213,7 @@ impl ProducerContext for Context {
                     t.acked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
                 Ok(_) => {}
-                Err((e, msg)) => {
-                    let reason = self.reason(e, msg.topic());
-                    let mut f = t.failure.lock().unwrap_or_else(|p| p.into_inner());
-                    f.get_or_insert(reason);
-                }
+                Err((e, msg)) => t.fail(self.reason(e, msg.topic())),
             }
             return;
         }
@@ -291,10 +308,7 @@ impl KafkaSink {
                     text: KafkaError::MessageProduction(code).to_string(),
                 };
                 match &self.producer.context().txn {
-                    Some(t) if t.all_or_nothing => {
-                        let mut f = t.failure.lock().unwrap_or_else(|p| p.into_inner());
-                        f.get_or_insert(reason);
-                    }
+                    Some(t) if t.all_or_nothing => t.fail(reason),
                     // A stream's transaction goes on without it: sent again from the log, the
                     // record would be refused again.
                     _ => self.ledger.failed(origin, rec, &reason, false),
@@ -323,7 +337,7 @@ impl KafkaSink {
         self.serve_ready();
     }
 
-    pub(super) fn serve_ready(&self) -> bool {
+    fn serve_ready(&self) -> bool {
         let mut served = false;
         // Bounded, in case librdkafka counts an event that poll does not take.
         for _ in 0..100_000 {

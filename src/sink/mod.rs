@@ -40,13 +40,10 @@ impl Sink {
         }
     }
 
-    /// Records handed over from now until the next `wait` were read at `now`.
-    pub fn stamp_reads(&mut self, now: std::time::SystemTime) {
+    /// Records handed over from now until the next `wait` were read at `ms` (since the epoch).
+    pub fn stamp_reads(&mut self, ms: i64) {
         if let Sink::Kafka(k) = self {
-            let ms = now
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis());
-            k.stamp_reads(i64::try_from(ms).unwrap_or(0));
+            k.stamp_reads(ms);
         }
     }
 

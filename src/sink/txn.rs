@@ -105,11 +105,11 @@ impl KafkaSink {
 
     /// Sends the log position that the open transaction brings the stream to.
     pub fn send_position(&mut self, topic: &str, id: &str, position: u64) -> Result<(), Full> {
-        let value = format!("{{\"position\":{position}}}");
+        let value = serde_json::to_vec(&Position { position }).unwrap_or_default();
         let rec = Record {
             topic,
             key: Some(id.as_bytes()),
-            value: Some(value.as_bytes()),
+            value: Some(&value),
             ..Record::default()
         };
         self.send(&rec, Origin(BOOKKEEPING))
@@ -117,8 +117,7 @@ impl KafkaSink {
 
     /// A delivery failure inside the open transaction, which must then be aborted.
     pub fn txn_failure(&self) -> Option<Reason> {
-        let t = self.producer.context().txn.as_ref()?;
-        t.failure.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.producer.context().txn.as_ref()?.failure()
     }
 
     /// Delivers what is out and commits. Returns how many input records it made visible.
@@ -185,7 +184,7 @@ impl KafkaSink {
         let Some(t) = &self.producer.context().txn else {
             return 0;
         };
-        *t.failure.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        t.clear_failure();
         t.acked.swap(0, Relaxed)
     }
 }
@@ -281,10 +280,17 @@ pub fn committed_position(
     }
 }
 
-/// `{"position":N}` as kpipe writes it.
-pub fn parse_position(value: &[u8]) -> Option<u64> {
-    let v: serde_json::Value = serde_json::from_slice(value).ok()?;
-    v.get("position")?.as_u64()
+/// What an `--exactly-once` commit records for its id: `{"position":N}`.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Position {
+    position: u64,
+}
+
+/// The position in a value kpipe wrote.
+fn parse_position(value: &[u8]) -> Option<u64> {
+    serde_json::from_slice::<Position>(value)
+        .ok()
+        .map(|p| p.position)
 }
 
 /// The connection and security settings of a producer configuration, for other clients.

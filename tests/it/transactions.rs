@@ -34,6 +34,17 @@ fn sequence_numbers(landed: &[Landed]) -> (HashMap<usize, usize>, usize) {
     (seen, cut)
 }
 
+/// Asserts that an `--atomic` run aborted its transaction and exited with `code`.
+#[track_caller]
+fn assert_aborted(run: &Run, code: i32) {
+    assert_eq!(run.code(), code, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("transaction was aborted"),
+        "{}",
+        run.stderr
+    );
+}
+
 #[test]
 fn atomic_run_killed_half_way_shows_nothing_and_its_rerun_shows_everything_once() {
     let brokers = shared_brokers();
@@ -97,12 +108,7 @@ fn atomic_run_with_a_malformed_record_under_on_error_exit_shows_nothing_and_exit
         ],
         input.as_bytes(),
     );
-    assert_eq!(run.code(), 65, "{}", run.stderr);
-    assert!(
-        run.stderr.contains("transaction was aborted"),
-        "{}",
-        run.stderr
-    );
+    assert_aborted(&run, 65);
     assert!(run.stderr.contains("line 10001"), "{}", run.stderr);
     assert_eq!(read_topic(brokers, &topic, 1, QUIET).len(), 0);
     // Every record read is in the dead-letter file, ready for a rerun; the bad line is not.
@@ -286,12 +292,7 @@ echo $? > {dir}/second.code
         dir = dir.display(),
     );
     let read = in_private_mounts(&script, &dir);
-    assert_eq!(read("first.code").trim(), "74", "{}", read("first.err"));
-    assert!(
-        read("first.err").contains("No space left"),
-        "{}",
-        read("first.err")
-    );
+    assert_out_of_space(&read("first.code"), &read("first.err"));
     assert_eq!(read("second.code").trim(), "0", "{}", read("second.err"));
     let landed = read_topic(b, &topic, 40_000, Duration::from_secs(10));
     let (seen, cut) = sequence_numbers(&landed);
@@ -398,12 +399,7 @@ fn atomic_run_with_a_record_the_producer_refuses_shows_nothing() {
         ],
         input.as_bytes(),
     );
-    assert_eq!(run.code(), 75, "{}", run.stderr);
-    assert!(
-        run.stderr.contains("transaction was aborted"),
-        "{}",
-        run.stderr
-    );
+    assert_aborted(&run, 75);
     assert_eq!(read_topic(brokers, &topic, 1, QUIET).len(), 0);
     assert_eq!(
         read_lines(&dead).len(),

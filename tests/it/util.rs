@@ -405,6 +405,14 @@ pub fn in_private_mounts(script: &str, dir: &Path) -> impl Fn(&str) -> String {
     move |name: &str| std::fs::read_to_string(dir.join(name)).unwrap_or_default()
 }
 
+/// Asserts that a kpipe run inside `in_private_mounts` stopped on its full tmpfs: its exit
+/// status `code` (as `echo $?` wrote it) is 74 and its stderr `err` says "No space left".
+#[track_caller]
+pub fn assert_out_of_space(code: &str, err: &str) {
+    assert_eq!(code.trim(), "74", "{}", err);
+    assert!(err.contains("No space left"), "{}", err);
+}
+
 /// Lines of a file, or none if it does not exist.
 pub fn read_lines(path: &Path) -> Vec<String> {
     std::fs::read_to_string(path)
