@@ -22,6 +22,8 @@ pub struct Settings {
     pub delimiter: Vec<u8>,
     pub on_error: OnError,
     pub max_record_size: u64,
+    /// `--max-buffered`: what librdkafka may hold (`sink::Room`).
+    pub max_buffered: u64,
     pub dry_run: bool,
     pub delivery_timeout: Option<Duration>,
     pub shutdown_timeout: Duration,
@@ -107,6 +109,7 @@ impl Settings {
             delimiter,
             on_error: cli.on_error,
             max_record_size,
+            max_buffered: cli.max_buffered,
             dry_run: cli.dry_run,
             delivery_timeout: cli.delivery_timeout.0,
             shutdown_timeout: cli.shutdown_timeout,
@@ -166,9 +169,6 @@ pub const OWNED_BY_FLAGS: &[(&str, &str)] = &[
     ("transaction.timeout.ms", "--transaction-timeout"),
 ];
 
-/// Bytes of `--max-buffered` per record librdkafka may queue (see `client_config`).
-pub const BYTES_PER_QUEUED_RECORD: u64 = 2048;
-
 /// `--max-buffered` when not given (the flag's default says the same).
 pub const DEFAULT_MAX_BUFFERED: u64 = 64 << 20;
 
@@ -176,7 +176,9 @@ pub const DEFAULT_MAX_BUFFERED: u64 = 64 << 20;
 /// checks its numbers against the constants above).
 pub const MEMORY_LIMIT: &str = "Memory is bounded by --max-buffered (default 64MiB): librdkafka \
 holds at most that many record bytes, and at most one record per 2 KiB of it (32768 records by \
-default). While either is full, kpipe stops reading stdin, so the backpressure reaches the writer.";
+default) while records go to one topic. Each topic in use adds room for 1024 records, up to one \
+record per 512 B (131072 by default): every partition batches its own records. While a limit is \
+reached, kpipe stops reading stdin, so the backpressure reaches the writer.";
 
 fn client_config(
     cli: &Cli,
@@ -244,17 +246,17 @@ fn client_config(
             (cli.max_buffered / 1024).max(1).to_string(),
         )
         // librdkafka's cost per queued record (memory and, with idempotence, CPU in its queue
-        // bookkeeping) dominates for small records, so the record count is capped too: one
-        // record per 2 KiB of --max-buffered (32 768 by default). Measured on 1M records of
-        // 256 B: a 1M cap held 128 MB and used 3 µs CPU per record; 16k held 17 MB, 32k 24 MB
-        // and 64k 39 MB at the same CPU. 16k was too few under syslog-ng at 100 000 messages/s:
-        // 160 ms of records, so a broker pause that long stopped kpipe reading and syslog-ng's
-        // flow-control held its sources back (bench/syslog-ng).
+        // bookkeeping) dominates for small records, so the record count is capped too. kpipe
+        // holds records to one topic to one per 2 KiB of --max-buffered (32 768 by default;
+        // sink::Room): measured on 1M records of 256 B, a 1M cap held 128 MB and used 3 µs CPU
+        // per record; 16k held 17 MB, 32k 24 MB and 64k 39 MB at the same CPU. 16k was too few
+        // under syslog-ng at 100 000 messages/s: 160 ms of records, so a broker pause that long
+        // stopped kpipe reading and syslog-ng's flow-control held its sources back
+        // (bench/syslog-ng). Many topics need more (their partitions batch apart), so
+        // librdkafka's own cap is the most Room allows.
         .set(
             "queue.buffering.max.messages",
-            (cli.max_buffered / BYTES_PER_QUEUED_RECORD)
-                .clamp(1000, 1_000_000)
-                .to_string(),
+            crate::sink::room::most_records(cli.max_buffered).to_string(),
         );
     c.set("compression.type", cli.compression.librdkafka_name());
     for (k, v) in &security.flags {

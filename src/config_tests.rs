@@ -19,7 +19,7 @@ fn defaults_are_acks_all_with_idempotence() {
     assert_eq!(get(&s, "bootstrap.servers"), Some("localhost:9092"));
     assert_eq!(get(&s, "message.timeout.ms"), Some("300000"));
     assert_eq!(get(&s, "queue.buffering.max.kbytes"), Some("65536"));
-    assert_eq!(get(&s, "queue.buffering.max.messages"), Some("32768"));
+    assert_eq!(get(&s, "queue.buffering.max.messages"), Some("131072"));
     assert_eq!(get(&s, "statistics.interval.ms"), None);
     assert_eq!(s.max_record_size, DEFAULT_MESSAGE_MAX_BYTES);
 }
@@ -146,15 +146,20 @@ fn durations_map_to_milliseconds() {
 
 #[test]
 fn the_default_limit_is_the_one_the_prose_names() {
+    use crate::sink::room::{BYTES_PER_RECORD, BYTES_PER_RECORD_MOST, PER_TOPIC};
     let s = settings(&["-t", "x"]).unwrap();
-    let queued = DEFAULT_MAX_BUFFERED / BYTES_PER_QUEUED_RECORD;
+    let most = DEFAULT_MAX_BUFFERED / BYTES_PER_RECORD_MOST;
     assert_eq!(
         get(&s, "queue.buffering.max.messages"),
-        Some(&*queued.to_string())
+        Some(&*most.to_string())
     );
-    assert!(MEMORY_LIMIT.contains(&format!("({queued} records by default)")));
-    let per = format!("one record per {} KiB", BYTES_PER_QUEUED_RECORD / 1024);
+    let one_topic = DEFAULT_MAX_BUFFERED / BYTES_PER_RECORD;
+    assert!(MEMORY_LIMIT.contains(&format!("({one_topic} records by")));
+    assert!(MEMORY_LIMIT.contains(&format!("({most} by default)")));
+    let per = format!("one record per {} KiB", BYTES_PER_RECORD / 1024);
     assert!(MEMORY_LIMIT.contains(&per));
+    assert!(MEMORY_LIMIT.contains(&format!("record per {BYTES_PER_RECORD_MOST} B")));
+    assert!(MEMORY_LIMIT.contains(&format!("room for {PER_TOPIC} records")));
     assert!(MEMORY_LIMIT.contains(&format!("default {}MiB", DEFAULT_MAX_BUFFERED >> 20)));
 }
 
@@ -162,7 +167,7 @@ fn the_default_limit_is_the_one_the_prose_names() {
 fn the_queue_caps_follow_max_buffered() {
     let s = settings(&["-t", "x", "--max-buffered", "8MiB"]).unwrap();
     assert_eq!(get(&s, "queue.buffering.max.kbytes"), Some("8192"));
-    assert_eq!(get(&s, "queue.buffering.max.messages"), Some("4096"));
+    assert_eq!(get(&s, "queue.buffering.max.messages"), Some("16384"));
     let s = settings(&["-t", "x", "--max-buffered", "1KiB"]).unwrap();
     assert_eq!(get(&s, "queue.buffering.max.messages"), Some("1000"));
 }

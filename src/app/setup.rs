@@ -82,6 +82,7 @@ impl App {
                     &s.security.secrets,
                     &s.security.principal,
                     s.transactions.as_ref().map(|t| t.mode),
+                    crate::sink::Room::new(s.max_buffered),
                 )
                 .map_err(setup(Status::Config))?,
             )

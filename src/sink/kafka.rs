@@ -2,6 +2,8 @@
 //! reports in the caller's thread, wait while the queue is full (that is the backpressure).
 
 use std::collections::HashSet;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,6 +17,8 @@ use rdkafka::statistics::Statistics;
 use rdkafka::ClientConfig;
 
 use super::produce::{produce, Topics};
+use super::room::Room;
+use super::txn::TxnReports;
 use super::wakeup::Wakeup;
 use super::Full;
 use crate::failed::Ledger;
@@ -39,37 +43,8 @@ pub struct Context {
     principal: String,
     /// In a transactional run, what the open transaction's reports said.
     pub(super) txn: Option<TxnReports>,
-}
-
-/// Delivery reports inside a transaction: nothing counts until the commit, and a failure means
-/// the transaction must be aborted (the records are still in the log or the input).
-#[derive(Default)]
-pub(super) struct TxnReports {
-    pub acked: std::sync::atomic::AtomicU64,
-    failure: Mutex<Option<Reason>>,
-    /// `--atomic`: a record the producer refuses fails the transaction, not just itself.
-    pub all_or_nothing: bool,
-}
-
-impl TxnReports {
-    fn failure_slot(&self) -> std::sync::MutexGuard<'_, Option<Reason>> {
-        self.failure.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Records why the transaction must be aborted; the first reason is kept.
-    pub fn fail(&self, reason: Reason) {
-        self.failure_slot().get_or_insert(reason);
-    }
-
-    /// Why the open transaction must be aborted, if it must.
-    pub fn failure(&self) -> Option<Reason> {
-        self.failure_slot().clone()
-    }
-
-    /// Forgets the failure, for the next transaction.
-    pub fn clear_failure(&self) {
-        *self.failure_slot() = None;
-    }
+    /// Delivery reports served, of every record (for `Room`).
+    reported: AtomicU64,
 }
 
 /// The delivery opaque of kpipe's own records (log positions), which are not input records.
@@ -192,7 +167,7 @@ impl ClientContext for Context {
         self.ledger
             .counters
             .retried
-            .store(retried, std::sync::atomic::Ordering::Relaxed);
+            .store(retried, Relaxed);
         if let Ok(mut rtt) = self.ledger.counters.broker_rtt_us.lock() {
             for b in s.brokers.values().filter(|b| b.nodeid >= 0) {
                 if let Some(w) = &b.rtt {
@@ -207,10 +182,11 @@ impl ProducerContext for Context {
     type DeliveryOpaque = usize;
 
     fn delivery(&self, result: &DeliveryResult<'_>, opaque: usize) {
+        self.reported.fetch_add(1, Relaxed);
         if let Some(t) = &self.txn {
             match result {
                 Ok(_) if opaque != BOOKKEEPING => {
-                    t.acked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    t.acked.fetch_add(1, Relaxed);
                 }
                 Ok(_) => {}
                 Err((e, msg)) => t.fail(self.reason(e, msg.topic())),
@@ -230,6 +206,7 @@ pub struct KafkaSink {
     // Declared first so they are dropped (unhooked, destroyed) before the producer.
     wakeup: Wakeup,
     topics: Topics,
+    room: Room,
     /// The time the current block of input was read (ms since the epoch), for records without
     /// their own; 0 when none was read since the last poll, and librdkafka reads the clock.
     stamp: i64,
@@ -258,6 +235,7 @@ impl KafkaSink {
         secrets: &[String],
         principal: &str,
         transactional: Option<crate::guarantee::Mode>,
+        room: Room,
     ) -> Result<KafkaSink> {
         let context = Context {
             ledger: ledger.clone(),
@@ -266,10 +244,9 @@ impl KafkaSink {
             errors: Mutex::new(ErrorLog::default()),
             secrets: secrets.to_vec(),
             principal: principal.to_string(),
-            txn: transactional.map(|mode| TxnReports {
-                all_or_nothing: mode == crate::guarantee::Mode::Atomic,
-                ..TxnReports::default()
-            }),
+            txn: transactional
+                .map(|mode| TxnReports::new(mode == crate::guarantee::Mode::Atomic)),
+            reported: AtomicU64::new(0),
         };
         let producer: BaseProducer<Context> = config.create_with_context(context).map_err(|e| {
             let text = redact(&e.to_string(), secrets);
@@ -283,6 +260,7 @@ impl KafkaSink {
         Ok(KafkaSink {
             wakeup,
             topics: Topics::default(),
+            room,
             stamp: 0,
             producer,
             ledger,
@@ -293,9 +271,14 @@ impl KafkaSink {
 
     /// Hands one record to librdkafka; `Full` when its queue has no room.
     pub fn send(&mut self, rec: &Record, origin: Origin) -> Result<(), Full> {
+        let reported = self.producer.context().reported.load(Relaxed);
+        if !self.room.has_room(reported, self.topics.len()) {
+            return Err(Full);
+        }
         let rk = self.producer.client().native_ptr();
         match produce(rk, &mut self.topics, rec, origin.0, self.stamp) {
             Ok(()) => {
+                self.room.took();
                 if let WarmUp::Waiting = self.warm_up {
                     self.warm_up = WarmUp::Nudging(rec.topic.to_string());
                 }
@@ -365,7 +348,7 @@ impl KafkaSink {
             .ledger
             .counters
             .delivered
-            .load(std::sync::atomic::Ordering::Relaxed);
+            .load(Relaxed);
         if delivered > 0 || self.started.elapsed() >= WARM_UP {
             self.warm_up = WarmUp::Done;
         } else if self.in_flight() > 0 {

@@ -4,12 +4,14 @@ mod dry_run;
 mod features;
 mod kafka;
 mod produce;
+pub mod room;
 mod txn;
 mod wakeup;
 
 pub use dry_run::DryRun;
 pub use features::builtin_features;
 pub use kafka::KafkaSink;
+pub use room::Room;
 pub use txn::{committed_position, ensure_offsets_topic, TxnFailed, TxnStartError};
 
 use std::time::Duration;

@@ -39,6 +39,11 @@ impl Drop for Handle {
 }
 
 impl Topics {
+    /// How many topics have a handle.
+    pub fn len(&self) -> usize {
+        self.handles.len()
+    }
+
     /// The handle for `topic`, made on first use; `None` if librdkafka refuses the name.
     fn get(&mut self, rk: *mut RDKafka, topic: &str) -> Option<*mut RDKafkaTopic> {
         if let Some(rkt) = self.last.filter(|_| self.last_name == topic) {
