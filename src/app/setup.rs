@@ -73,19 +73,7 @@ impl App {
         let sink = if s.dry_run {
             Sink::DryRun(DryRun::new(ledger.clone()))
         } else {
-            Sink::Kafka(
-                KafkaSink::new(
-                    &s.client,
-                    ledger.clone(),
-                    s.verbose,
-                    s.quiet,
-                    &s.security.secrets,
-                    &s.security.principal,
-                    s.transactions.as_ref().map(|t| t.mode),
-                    crate::sink::Room::new(s.max_buffered),
-                )
-                .map_err(setup(Status::Config))?,
-            )
+            Sink::Kafka(KafkaSink::new(&s, ledger.clone()).map_err(setup(Status::Config))?)
         };
         let stats_out: Option<Box<dyn Write>> = match s.stats.as_deref() {
             None => None,

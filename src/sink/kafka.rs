@@ -14,13 +14,13 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, DeliveryResult, Message};
 use rdkafka::producer::{BaseProducer, Producer, ProducerContext, PurgeConfig};
 use rdkafka::statistics::Statistics;
-use rdkafka::ClientConfig;
 
 use super::produce::{produce, Topics};
 use super::room::Room;
 use super::txn::TxnReports;
 use super::wakeup::Wakeup;
 use super::Full;
+use crate::config::Settings;
 use crate::failed::Ledger;
 use crate::message::Origin;
 use crate::reason::{Reason, Refused};
@@ -164,10 +164,7 @@ impl ClientContext for Context {
 
     fn stats(&self, s: Statistics) {
         let retried: u64 = s.brokers.values().map(|b| b.txretries).sum();
-        self.ledger
-            .counters
-            .retried
-            .store(retried, Relaxed);
+        self.ledger.counters.retried.store(retried, Relaxed);
         if let Ok(mut rtt) = self.ledger.counters.broker_rtt_us.lock() {
             for b in s.brokers.values().filter(|b| b.nodeid >= 0) {
                 if let Some(w) = &b.rtt {
@@ -226,41 +223,36 @@ enum WarmUp {
 }
 
 impl KafkaSink {
-    /// Creates the producer; fails on a configuration librdkafka refuses.
-    pub fn new(
-        config: &ClientConfig,
-        ledger: Arc<Ledger>,
-        verbose: u8,
-        quiet: bool,
-        secrets: &[String],
-        principal: &str,
-        transactional: Option<crate::guarantee::Mode>,
-        room: Room,
-    ) -> Result<KafkaSink> {
+    /// Creates the producer the settings describe; fails on a configuration librdkafka refuses.
+    pub fn new(s: &Settings, ledger: Arc<Ledger>) -> Result<KafkaSink> {
+        let secrets = &s.security.secrets;
         let context = Context {
             ledger: ledger.clone(),
-            verbose,
-            quiet,
+            verbose: s.verbose,
+            quiet: s.quiet,
             errors: Mutex::new(ErrorLog::default()),
-            secrets: secrets.to_vec(),
-            principal: principal.to_string(),
-            txn: transactional
-                .map(|mode| TxnReports::new(mode == crate::guarantee::Mode::Atomic)),
+            secrets: secrets.clone(),
+            principal: s.security.principal.clone(),
+            txn: s
+                .transactions
+                .as_ref()
+                .map(|t| TxnReports::new(t.mode == crate::guarantee::Mode::Atomic)),
             reported: AtomicU64::new(0),
         };
-        let producer: BaseProducer<Context> = config.create_with_context(context).map_err(|e| {
-            let text = redact(&e.to_string(), secrets);
-            if text.contains("No such configuration property") {
-                anyhow!("{text}; check the -X spelling against librdkafka's CONFIGURATION.md")
-            } else {
-                anyhow!("the producer refused its configuration: {text}")
-            }
-        })?;
+        let producer: BaseProducer<Context> =
+            s.client.create_with_context(context).map_err(|e| {
+                let text = redact(&e.to_string(), secrets);
+                if text.contains("No such configuration property") {
+                    anyhow!("{text}; check the -X spelling against librdkafka's CONFIGURATION.md")
+                } else {
+                    anyhow!("the producer refused its configuration: {text}")
+                }
+            })?;
         let wakeup = Wakeup::new(producer.client().native_ptr())?;
         Ok(KafkaSink {
             wakeup,
             topics: Topics::default(),
-            room,
+            room: Room::new(s.max_buffered),
             stamp: 0,
             producer,
             ledger,
@@ -272,7 +264,7 @@ impl KafkaSink {
     /// Hands one record to librdkafka; `Full` when its queue has no room.
     pub fn send(&mut self, rec: &Record, origin: Origin) -> Result<(), Full> {
         let reported = self.producer.context().reported.load(Relaxed);
-        if !self.room.has_room(reported, self.topics.len()) {
+        if !self.room.has_room(reported, self.topics.count()) {
             return Err(Full);
         }
         let rk = self.producer.client().native_ptr();
@@ -344,11 +336,7 @@ impl KafkaSink {
         let WarmUp::Nudging(topic) = &self.warm_up else {
             return;
         };
-        let delivered = self
-            .ledger
-            .counters
-            .delivered
-            .load(Relaxed);
+        let delivered = self.ledger.counters.delivered.load(Relaxed);
         if delivered > 0 || self.started.elapsed() >= WARM_UP {
             self.warm_up = WarmUp::Done;
         } else if self.in_flight() > 0 {

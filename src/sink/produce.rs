@@ -40,7 +40,7 @@ impl Drop for Handle {
 
 impl Topics {
     /// How many topics have a handle.
-    pub fn len(&self) -> usize {
+    pub fn count(&self) -> usize {
         self.handles.len()
     }
 
