@@ -246,13 +246,13 @@ fn client_config(
             (cli.max_buffered / 1024).max(1).to_string(),
         )
         // librdkafka's cost per queued record (memory and, with idempotence, CPU in its queue
-        // bookkeeping) dominates for small records, so the record count is capped too. kpipe
-        // holds records to one topic to one per 2 KiB of --max-buffered (32 768 by default;
-        // sink::Room): measured on 1M records of 256 B, a 1M cap held 128 MB and used 3 µs CPU
-        // per record; 16k held 17 MB, 32k 24 MB and 64k 39 MB at the same CPU. 16k was too few
-        // under syslog-ng at 100 000 messages/s: 160 ms of records, so a broker pause that long
-        // stopped kpipe reading and syslog-ng's flow-control held its sources back
-        // (bench/syslog-ng). Many topics need more (their partitions batch apart), so
+        // bookkeeping) dominates for small records, so the record count is capped too. While
+        // records go to one topic, kpipe lets librdkafka hold one per 2 KiB of --max-buffered
+        // (32 768 by default; sink::Room). Measured on 1M records of 256 B: a 1M cap held 128 MB
+        // and used 3 µs CPU per record; 16k held 17 MB, 32k 24 MB and 64k 39 MB at the same CPU.
+        // 16k was too few under syslog-ng at 100 000 messages/s: 160 ms of records, so a broker
+        // pause that long stopped kpipe reading and syslog-ng's flow-control held its sources
+        // back (bench/syslog-ng). Many topics need more (their partitions batch apart), so
         // librdkafka's own cap is the most Room allows.
         .set(
             "queue.buffering.max.messages",
