@@ -11,7 +11,6 @@ mod wakeup;
 pub use dry_run::DryRun;
 pub use features::builtin_features;
 pub use kafka::KafkaSink;
-pub use room::Room;
 pub use txn::{committed_position, ensure_offsets_topic, TxnFailed, TxnStartError};
 
 use std::time::Duration;
