@@ -131,6 +131,16 @@ pub const GUARANTEES: &[(&str, [&str; 4], &str)] = &[
         "faults::single_broker_restarted_mid_stream_keeps_every_record_once, faults::outage_then_sigterm_spools_and_the_next_run_sends_the_spool_first, transactions::exactly_once_rides_out_a_broker_outage_and_lands_everything_once",
     ),
     (
+        "a record the brokers refuse for good (too large for its topic)",
+        [
+            "neither for the others: it goes to --dead-letter with the reason, exit 75",
+            "the same as the default",
+            "none visible: aborted, exit 75, every record in --dead-letter",
+            "neither for the others: it goes to --dead-letter; its transaction is aborted and the rest resent from the log, exit 75",
+        ],
+        "delivery::permanent_failures_go_to_the_dead_letter_file_without_stalling_healthy_records, transactions::atomic_run_with_a_record_the_producer_refuses_shows_nothing, transactions::exactly_once_sends_records_the_broker_refuses_to_the_dead_letter_file_and_the_rest_once",
+    ),
+    (
         "SIGTERM or SIGINT",
         [
             "neither: reads on until EOF for --shutdown-timeout, then what is left is dead-lettered or lost and counted",

@@ -305,6 +305,7 @@ impl App {
             self.out.fatal.get_or_insert(e);
             self.out.life.halt(Halt::Fatal);
         }
+        let refused_anew = k.refused_anew();
         txn.opened = None;
         let c = &self.out.ledger.counters;
         match txn.t.mode {
@@ -314,7 +315,10 @@ impl App {
                 c.bytes.store(txn.counted.1, Relaxed);
                 txn.position = txn.committed;
                 txn.blocked = false;
-                (!input_done && !self.out.life.must_close_input()).then_some(txn.committed)
+                // Once the input is over, the next run resends, unless a record was refused
+                // for good: resent now, it goes to the dead-letter file and the rest lands.
+                let now = !input_done || refused_anew;
+                (now && !self.out.life.must_close_input()).then_some(txn.committed)
             }
             Mode::Atomic => {
                 say!("kpipe: the transaction was aborted ({why}): none of its records is visible to read_committed consumers");
@@ -347,7 +351,8 @@ impl App {
             }
         };
         let batch = txn.t.mode == Mode::Atomic;
-        input.rewind(Box::new(reader), at, !batch);
+        let ended = input.at_eof();
+        input.rewind(Box::new(reader), at, !batch && !ended);
         *framer = self.framer();
         if batch {
             self.lines = 0;
@@ -355,21 +360,26 @@ impl App {
             let c = &self.out.ledger.counters;
             c.read.store(0, Relaxed);
             c.bytes.store(0, Relaxed);
-            self.drain_into_failures(input, framer.as_mut());
+            if self.read_log(input, framer.as_mut()) {
+                self.out.life.input_ended(Instant::now());
+            }
+        } else if ended {
+            self.read_log(input, framer.as_mut());
         }
     }
 
-    /// Reads a rewound batch to its end; every record goes to the dead-letter file.
-    fn drain_into_failures(&mut self, input: &mut BlockReader, framer: &mut dyn Framer) {
+    /// Reads a rewound log to its end, the lifecycle reading no more: a batch's records each go
+    /// to the dead-letter file, a stream's are sent again. Whether it got to the end.
+    fn read_log(&mut self, input: &mut BlockReader, framer: &mut dyn Framer) -> bool {
         loop {
             if let Err(e) = input.fill(Duration::ZERO) {
-                return self.input_failed(e);
+                self.input_failed(e);
+                return false;
             }
             let end = input.at_eof();
             self.handle_pieces(input, framer, end);
             if end {
-                self.out.life.input_ended(Instant::now());
-                return;
+                return true;
             }
         }
     }

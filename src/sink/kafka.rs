@@ -23,7 +23,7 @@ use super::Full;
 use crate::config::Settings;
 use crate::failed::Ledger;
 use crate::message::Origin;
-use crate::reason::{Reason, Refused};
+use crate::reason::{Kind, Reason, Refused};
 use crate::say;
 use crate::security::redact;
 use crate::wire::{header_list, Record};
@@ -186,7 +186,13 @@ impl ProducerContext for Context {
                     t.acked.fetch_add(1, Relaxed);
                 }
                 Ok(_) => {}
-                Err((e, msg)) => t.fail(self.reason(e, msg.topic())),
+                Err((e, msg)) => {
+                    let reason = self.reason(e, msg.topic());
+                    if !t.all_or_nothing && opaque != BOOKKEEPING {
+                        t.refused.note(msg, &reason);
+                    }
+                    t.fail(reason)
+                }
             }
             return;
         }
@@ -267,6 +273,16 @@ impl KafkaSink {
         if !self.room.has_room(reported, self.topics.count()) {
             return Err(Full);
         }
+        if let Some(reason) = self
+            .producer
+            .context()
+            .txn
+            .as_ref()
+            .and_then(|t| t.refused.of(rec))
+        {
+            self.ledger.failed(origin, rec, &reason, false);
+            return Ok(());
+        }
         let rk = self.producer.client().native_ptr();
         match produce(rk, &mut self.topics, rec, origin.0, self.stamp) {
             Ok(()) => {
@@ -282,10 +298,11 @@ impl KafkaSink {
                     code: Some(code),
                     text: KafkaError::MessageProduction(code).to_string(),
                 };
+                // A stream's transaction goes on without a record refused for good (sent again
+                // from the log, it would be refused again); anything else fails the transaction.
+                let passing = reason.kind() == Kind::Passing || origin.0 == BOOKKEEPING;
                 match &self.producer.context().txn {
-                    Some(t) if t.all_or_nothing => t.fail(reason),
-                    // A stream's transaction goes on without it: sent again from the log, the
-                    // record would be refused again.
+                    Some(t) if t.all_or_nothing || passing => t.fail(reason),
                     _ => self.ledger.failed(origin, rec, &reason, false),
                 }
                 Ok(())

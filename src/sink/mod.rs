@@ -4,6 +4,7 @@ mod dry_run;
 mod features;
 mod kafka;
 mod produce;
+mod refusals;
 pub mod room;
 mod txn;
 mod wakeup;

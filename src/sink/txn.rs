@@ -15,6 +15,7 @@ use rdkafka::producer::{BaseProducer, Producer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
 use super::kafka::{Context, KafkaSink, BOOKKEEPING};
+use super::refusals::Refusals;
 use super::Full;
 use crate::exit::Status;
 use crate::message::Origin;
@@ -29,6 +30,8 @@ pub(super) struct TxnReports {
     failure: Mutex<Option<Reason>>,
     /// `--atomic`: a record the producer refuses fails the transaction, not just itself.
     pub all_or_nothing: bool,
+    /// A stream's records refused for good since the last commit.
+    pub refused: Refusals,
 }
 
 impl TxnReports {
@@ -156,6 +159,12 @@ impl KafkaSink {
         self.send(&rec, Origin(BOOKKEEPING))
     }
 
+    /// Whether a stream's record was refused for good, and not known to be, since the last call.
+    pub fn refused_anew(&self) -> bool {
+        let txn = self.producer.context().txn.as_ref();
+        txn.is_some_and(|t| t.refused.take_fresh())
+    }
+
     /// A delivery failure inside the open transaction, which must then be aborted.
     pub fn txn_failure(&self) -> Option<Reason> {
         self.producer.context().txn.as_ref()?.failure()
@@ -172,7 +181,12 @@ impl KafkaSink {
         self.serve_until_settled(deadline);
         loop {
             match self.producer.commit_transaction(wait) {
-                Ok(()) => return Ok(self.take_acked()),
+                Ok(()) => {
+                    if let Some(t) = &self.producer.context().txn {
+                        t.refused.clear();
+                    }
+                    return Ok(self.take_acked());
+                }
                 Err(KafkaError::Transaction(e)) if e.is_fatal() => {
                     return Err(TxnFailed::Fatal(e.to_string()))
                 }

@@ -407,3 +407,75 @@ fn atomic_run_with_a_record_the_producer_refuses_shows_nothing() {
         "each record once in the dead-letter file"
     );
 }
+
+#[test]
+fn exactly_once_sends_records_the_broker_refuses_to_the_dead_letter_file_and_the_rest_once() {
+    let brokers = shared_brokers();
+    let healthy = fresh_topic("eo-refused-ok");
+    let small = fresh_topic("eo-refused-small");
+    create_topic(brokers, &healthy, 1, 1, &[]);
+    // The broker refuses a larger record when it arrives: kpipe cannot know before.
+    create_topic(brokers, &small, 1, 1, &[("max.message.bytes", "1000")]);
+    let dir = temp_dir("eo-refused");
+    let (dead, spool) = (dir.join("dead.jsonl"), dir.join("spool"));
+    let big = "x".repeat(5000);
+    let mut input = String::new();
+    for i in 0..3000 {
+        input.push_str(&format!("{{\"topic\":\"{healthy}\",\"value\":\"{i}\"}}\n"));
+        // One mid-stream, one in the last transaction, which ends with the input.
+        if i == 1000 || i == 2999 {
+            input.push_str(&format!(
+                "{{\"topic\":\"{small}\",\"value\":\"{i}{big}\"}}\n"
+            ));
+        }
+    }
+    let mut child = spawn(&[
+        "-b",
+        brokers,
+        "-f",
+        "envelope",
+        "--exactly-once",
+        "--spool",
+        spool.to_str().unwrap(),
+        "--dead-letter",
+        dead.to_str().unwrap(),
+        // Uncompressed: 5 000 x's compress to a batch the 1 000-byte topic accepts.
+        "-z",
+        "none",
+    ]);
+    // The first refusal comes while kpipe still reads; the second once its input ended.
+    let at = input[..input.find("\"1500\"").unwrap()]
+        .rfind('\n')
+        .unwrap()
+        + 1;
+    let (first, rest) = input.split_at(at);
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(first.as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    stdin.write_all(rest.as_bytes()).unwrap();
+    drop(stdin);
+    // Before, each abort sent the refused record again from the log, without end.
+    let run = wait_with_limit(child, Duration::from_secs(60));
+    assert_eq!(run.code(), 75, "{}", run.stderr);
+    assert_eq!(
+        run.stderr.matches("was aborted").count(),
+        2,
+        "{}",
+        run.stderr
+    );
+    let landed = read_topic(brokers, &healthy, 3000, WAIT);
+    let mut values: Vec<usize> = landed
+        .iter()
+        .map(|l| {
+            String::from_utf8_lossy(l.value.as_deref().unwrap())
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    values.sort_unstable();
+    assert_eq!(values, (0..3000).collect::<Vec<_>>(), "each record once");
+    assert_eq!(read_topic(brokers, &small, 1, QUIET).len(), 0);
+    let dead = read_lines(&dead);
+    assert_eq!(dead.len(), 2, "each refused record once: {dead:?}");
+    assert!(dead.iter().all(|l| l.contains(&small)), "{dead:?}");
+}
