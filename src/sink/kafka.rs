@@ -299,10 +299,11 @@ impl KafkaSink {
                     text: KafkaError::MessageProduction(code).to_string(),
                 };
                 // A stream's transaction goes on without a record refused for good (sent again
-                // from the log, it would be refused again); anything else fails the transaction.
-                let passing = reason.kind() == Kind::Passing || origin.0 == BOOKKEEPING;
+                // from the log, it would be refused again); a failure that could pass, or of the
+                // position record, fails the transaction.
+                let for_good = reason.kind() == Kind::Permanent && origin.0 != BOOKKEEPING;
                 match &self.producer.context().txn {
-                    Some(t) if t.all_or_nothing || passing => t.fail(reason),
+                    Some(t) if t.all_or_nothing || !for_good => t.fail(reason),
                     _ => self.ledger.failed(origin, rec, &reason, false),
                 }
                 Ok(())

@@ -1,7 +1,8 @@
 //! A stream's records that the brokers refused for good inside a transaction. Such a refusal
 //! dooms the transaction, and an abort sends its records again from the log, where the same
-//! record would be refused again, and again. Remembered here, it goes to the dead-letter file
-//! when it comes round instead, and the stream goes on.
+//! record would be refused again (and at EOF it would be left to the next run, which fares no
+//! better). Remembered here, it goes to the dead-letter file when it comes round instead, and
+//! the stream goes on.
 
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;

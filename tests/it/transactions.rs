@@ -454,7 +454,8 @@ fn exactly_once_sends_records_the_broker_refuses_to_the_dead_letter_file_and_the
     std::thread::sleep(Duration::from_secs(2));
     stdin.write_all(rest.as_bytes()).unwrap();
     drop(stdin);
-    // Before, each abort sent the refused record again from the log, without end.
+    // Before, each abort resent the refused record, and at EOF it was left in the log for the
+    // next run, which did the same.
     let run = wait_with_limit(child, Duration::from_secs(60));
     assert_eq!(run.code(), 75, "{}", run.stderr);
     assert_eq!(
