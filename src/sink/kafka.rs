@@ -17,7 +17,7 @@ use rdkafka::statistics::Statistics;
 
 use super::produce::{produce, Topics};
 use super::room::Room;
-use super::txn::TxnReports;
+use super::txn_reports::TxnReports;
 use super::wakeup::Wakeup;
 use super::Full;
 use crate::config::Settings;
@@ -102,7 +102,7 @@ impl Context {
         Reason::Kafka { code, text }
     }
 
-    fn record_failure(&self, msg: &BorrowedMessage, origin: Origin, e: &KafkaError) {
+    pub(super) fn record_failure(&self, msg: &BorrowedMessage, origin: Origin, e: &KafkaError) {
         // SAFETY: msg points at a live message for the duration of the delivery callback.
         let status = unsafe { rdkafka_sys::rd_kafka_message_status(msg.ptr()) };
         let in_doubt =
@@ -181,20 +181,7 @@ impl ProducerContext for Context {
     fn delivery(&self, result: &DeliveryResult<'_>, opaque: usize) {
         self.reported.fetch_add(1, Relaxed);
         if let Some(t) = &self.txn {
-            match result {
-                Ok(_) if opaque != BOOKKEEPING => {
-                    t.acked.fetch_add(1, Relaxed);
-                }
-                Ok(_) => {}
-                Err((e, msg)) => {
-                    let reason = self.reason(e, msg.topic());
-                    if !t.all_or_nothing && opaque != BOOKKEEPING {
-                        t.refused.note(msg, &reason);
-                    }
-                    t.fail(reason)
-                }
-            }
-            return;
+            return t.report(self, result, opaque);
         }
         let origin = Origin(opaque);
         match result {
@@ -273,15 +260,9 @@ impl KafkaSink {
         if !self.room.has_room(reported, self.topics.count()) {
             return Err(Full);
         }
-        if let Some(reason) = self
-            .producer
-            .context()
-            .txn
-            .as_ref()
-            .and_then(|t| t.refused.of(rec))
-        {
-            self.ledger.failed(origin, rec, &reason, false);
-            return Ok(());
+        let txn = self.producer.context().txn.as_ref();
+        if txn.is_some_and(|t| t.refused.pass_over(rec)) {
+            return Ok(()); // refused before, and in the dead-letter file
         }
         let rk = self.producer.client().native_ptr();
         match produce(rk, &mut self.topics, rec, origin.0, self.stamp) {

@@ -4,9 +4,9 @@ mod dry_run;
 mod features;
 mod kafka;
 mod produce;
-mod refusals;
 pub mod room;
 mod txn;
+mod txn_reports;
 mod wakeup;
 
 pub use dry_run::DryRun;

@@ -2,9 +2,7 @@
 //! id, committing or aborting, and the log position each `--exactly-once` commit carries in the
 //! compacted offsets topic (as Kafka Connect's exactly-once sources do, KIP-618).
 
-use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
@@ -15,53 +13,11 @@ use rdkafka::producer::{BaseProducer, Producer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
 use super::kafka::{Context, KafkaSink, BOOKKEEPING};
-use super::refusals::Refusals;
 use super::Full;
 use crate::exit::Status;
 use crate::message::Origin;
 use crate::reason::Reason;
 use crate::wire::Record;
-
-/// Delivery reports inside a transaction: nothing counts until the commit, and a failure means
-/// the transaction must be aborted (the records are still in the log or the input).
-#[derive(Default)]
-pub(super) struct TxnReports {
-    pub acked: AtomicU64,
-    failure: Mutex<Option<Reason>>,
-    /// `--atomic`: a record the producer refuses fails the transaction, not just itself.
-    pub all_or_nothing: bool,
-    /// A stream's records refused for good since the last commit.
-    pub refused: Refusals,
-}
-
-impl TxnReports {
-    /// Reports for a run where a refused record fails the transaction (`all_or_nothing`) or not.
-    pub fn new(all_or_nothing: bool) -> TxnReports {
-        TxnReports {
-            all_or_nothing,
-            ..TxnReports::default()
-        }
-    }
-
-    fn failure_slot(&self) -> MutexGuard<'_, Option<Reason>> {
-        self.failure.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Records why the transaction must be aborted; the first reason is kept.
-    pub fn fail(&self, reason: Reason) {
-        self.failure_slot().get_or_insert(reason);
-    }
-
-    /// Why the open transaction must be aborted, if it must.
-    pub fn failure(&self) -> Option<Reason> {
-        self.failure_slot().clone()
-    }
-
-    /// Forgets the failure, for the next transaction.
-    pub fn clear_failure(&self) {
-        *self.failure_slot() = None;
-    }
-}
 
 /// Transactions could not start; the status says why.
 #[derive(Debug)]
@@ -240,6 +196,8 @@ impl KafkaSink {
             return 0;
         };
         t.clear_failure();
+        // The next records sent come from the last commit on.
+        t.refused.rewound();
         t.acked.swap(0, Relaxed)
     }
 }

@@ -3,7 +3,7 @@
 //! isolation, which `read_topic` uses).
 
 use std::collections::HashMap;
-use std::io::Write;
+use std::io::{BufRead, BufReader, Write};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
@@ -449,21 +449,32 @@ fn exactly_once_sends_records_the_broker_refuses_to_the_dead_letter_file_and_the
         .unwrap()
         + 1;
     let (first, rest) = input.split_at(at);
+    let (aborted, abort_seen) = std::sync::mpsc::channel();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let said = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in stderr.lines().map_while(Result::ok) {
+            if line.contains("was aborted") {
+                let _ = aborted.send(());
+            }
+            all += &line;
+            all.push('\n');
+        }
+        all
+    });
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(first.as_bytes()).unwrap();
-    std::thread::sleep(Duration::from_secs(2));
+    abort_seen
+        .recv_timeout(Duration::from_secs(30))
+        .expect("no abort while kpipe was reading");
     stdin.write_all(rest.as_bytes()).unwrap();
     drop(stdin);
     // Before, each abort resent the refused record, and at EOF it was left in the log for the
     // next run, which did the same.
     let run = wait_with_limit(child, Duration::from_secs(60));
-    assert_eq!(run.code(), 75, "{}", run.stderr);
-    assert_eq!(
-        run.stderr.matches("was aborted").count(),
-        2,
-        "{}",
-        run.stderr
-    );
+    let said = said.join().unwrap();
+    assert_eq!(run.code(), 75, "{said}");
+    assert_eq!(said.matches("was aborted").count(), 2, "{said}");
     let landed = read_topic(brokers, &healthy, 3000, WAIT);
     let mut values: Vec<usize> = landed
         .iter()

@@ -1,0 +1,225 @@
+//! Delivery reports inside a transaction: nothing counts until the commit, and a failure means
+//! the transaction must be aborted (the records are still in the log or the input). A stream's
+//! record that the brokers refuse for good is the exception: sent again from the log after the
+//! abort, it would be refused again, and at EOF be left to the next run, which fares no better.
+//! It goes to the dead-letter file when refused, once, and is passed over when resent.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::{Mutex, MutexGuard};
+
+use rdkafka::message::{DeliveryResult, Message};
+
+use super::kafka::{Context, BOOKKEEPING};
+use crate::message::Origin;
+use crate::reason::{Kind, Reason};
+use crate::wire::Record;
+
+/// What the delivery reports of the open transaction said.
+#[derive(Default)]
+pub(super) struct TxnReports {
+    pub acked: AtomicU64,
+    failure: Mutex<Option<Reason>>,
+    /// `--atomic`: a record the producer refuses fails the transaction, not just itself.
+    pub all_or_nothing: bool,
+    /// A stream's records refused for good since the last commit.
+    pub refused: Refusals,
+}
+
+fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl TxnReports {
+    /// Reports for a run where a refused record fails the transaction (`all_or_nothing`) or not.
+    pub fn new(all_or_nothing: bool) -> TxnReports {
+        TxnReports {
+            all_or_nothing,
+            ..TxnReports::default()
+        }
+    }
+
+    /// Takes one delivery report.
+    pub fn report(&self, cx: &Context, result: &DeliveryResult<'_>, opaque: usize) {
+        match result {
+            Ok(_) if opaque != BOOKKEEPING => {
+                self.acked.fetch_add(1, Relaxed);
+            }
+            Ok(_) => {}
+            Err((e, msg)) => {
+                let reason = cx.reason(e, msg.topic());
+                let stream = !self.all_or_nothing && opaque != BOOKKEEPING;
+                if stream && reason.kind() == Kind::Permanent {
+                    cx.record_failure(msg, Origin(opaque), e);
+                    self.refused.add(msg.topic(), msg.key(), msg.payload());
+                }
+                self.fail(reason);
+            }
+        }
+    }
+
+    /// Records why the transaction must be aborted; the first reason is kept.
+    pub fn fail(&self, reason: Reason) {
+        locked(&self.failure).get_or_insert(reason);
+    }
+
+    /// Why the open transaction must be aborted, if it must.
+    pub fn failure(&self) -> Option<Reason> {
+        locked(&self.failure).clone()
+    }
+
+    /// Forgets the failure, for the next transaction.
+    pub fn clear_failure(&self) {
+        *locked(&self.failure) = None;
+    }
+}
+
+/// The records refused since the last commit, matched by topic, key and value, each with how
+/// many like it were refused: when the log is sent again, that many are passed over. (Had a
+/// like record not been sent before the abort, it is sent, and refused in its turn.)
+#[derive(Default)]
+pub(super) struct Refusals {
+    /// Whether `list` holds any: read for every record, so the lock is taken only after one.
+    any: AtomicBool,
+    /// Whether one was added since `take_fresh` last looked.
+    fresh: AtomicBool,
+    list: Mutex<Vec<Refusal>>,
+}
+
+struct Refusal {
+    topic: String,
+    key: Option<Vec<u8>>,
+    value: Option<Vec<u8>>,
+    /// How many records like it were refused, and how many came round since the log was rewound.
+    refused: usize,
+    seen: usize,
+}
+
+impl Refusal {
+    fn is(&self, topic: &str, key: Option<&[u8]>, value: Option<&[u8]>) -> bool {
+        self.topic == topic && self.key.as_deref() == key && self.value.as_deref() == value
+    }
+}
+
+impl Refusals {
+    /// Counts a record the brokers refused for good (it is in the dead-letter file).
+    fn add(&self, topic: &str, key: Option<&[u8]>, value: Option<&[u8]>) {
+        let mut list = locked(&self.list);
+        match list.iter_mut().find(|r| r.is(topic, key, value)) {
+            Some(r) => r.refused += 1,
+            None => list.push(Refusal {
+                topic: topic.to_string(),
+                key: key.map(<[u8]>::to_vec),
+                value: value.map(<[u8]>::to_vec),
+                refused: 1,
+                seen: 0,
+            }),
+        }
+        self.any.store(true, Relaxed);
+        self.fresh.store(true, Relaxed);
+    }
+
+    /// Whether `rec`, sent again from the log, is one that was refused (and dead-lettered).
+    pub fn pass_over(&self, rec: &Record) -> bool {
+        if !self.any.load(Relaxed) {
+            return false;
+        }
+        let mut list = locked(&self.list);
+        let Some(r) = list
+            .iter_mut()
+            .find(|r| r.is(rec.topic, rec.key, rec.value))
+        else {
+            return false;
+        };
+        r.seen += 1;
+        r.seen <= r.refused
+    }
+
+    /// The log is sent again from the last commit: the count of records come round starts over.
+    pub fn rewound(&self) {
+        locked(&self.list).iter_mut().for_each(|r| r.seen = 0);
+    }
+
+    /// Whether a record was refused since the last call.
+    pub fn take_fresh(&self) -> bool {
+        self.fresh.swap(false, Relaxed)
+    }
+
+    /// Forgets them: the log up to the last commit is never sent again.
+    pub fn clear(&self) {
+        locked(&self.list).clear();
+        self.any.store(false, Relaxed);
+        self.fresh.store(false, Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec<'a>(topic: &'a str, key: Option<&'a [u8]>, value: Option<&'a [u8]>) -> Record<'a> {
+        Record {
+            topic,
+            key,
+            value,
+            ..Record::default()
+        }
+    }
+
+    #[test]
+    fn nothing_is_passed_over_until_refused() {
+        let r = Refusals::default();
+        assert!(!r.pass_over(&rec("t", None, Some(b"v"))));
+        assert!(!r.take_fresh());
+    }
+
+    #[test]
+    fn a_refused_record_is_passed_over_each_time_the_log_comes_round() {
+        let r = Refusals::default();
+        r.add("t", Some(b"k"), Some(b"v"));
+        assert!(
+            r.take_fresh() && !r.take_fresh(),
+            "fresh once, until the next"
+        );
+        for _ in 0..3 {
+            r.rewound();
+            assert!(r.pass_over(&rec("t", Some(b"k"), Some(b"v"))));
+        }
+    }
+
+    #[test]
+    fn as_many_like_records_are_passed_over_as_were_refused() {
+        let r = Refusals::default();
+        r.add("t", None, Some(b"v"));
+        r.rewound();
+        let like = rec("t", None, Some(b"v"));
+        assert!(r.pass_over(&like));
+        assert!(
+            !r.pass_over(&like),
+            "the second was not refused: it is sent"
+        );
+        r.add("t", None, Some(b"v"));
+        r.rewound();
+        assert!(r.pass_over(&like) && r.pass_over(&like) && !r.pass_over(&like));
+    }
+
+    #[test]
+    fn another_topic_key_or_value_is_sent() {
+        let r = Refusals::default();
+        r.add("t", Some(b"k"), Some(b"v"));
+        r.rewound();
+        assert!(!r.pass_over(&rec("u", Some(b"k"), Some(b"v"))));
+        assert!(!r.pass_over(&rec("t", None, Some(b"v"))));
+        assert!(!r.pass_over(&rec("t", Some(b"k"), Some(b"w"))));
+        assert!(!r.pass_over(&rec("t", Some(b"k"), None)));
+    }
+
+    #[test]
+    fn a_commit_forgets_them() {
+        let r = Refusals::default();
+        r.add("t", None, Some(b"v"));
+        r.clear();
+        assert!(!r.take_fresh());
+        assert!(!r.pass_over(&rec("t", None, Some(b"v"))));
+    }
+}
