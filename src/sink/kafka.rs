@@ -283,7 +283,7 @@ impl KafkaSink {
                 // from the log, it would be refused again); a failure that could pass, or of the
                 // position record, fails the transaction.
                 let for_good = reason.kind() == Kind::Permanent && origin.0 != BOOKKEEPING;
-                match &self.producer.context().txn {
+                match txn {
                     Some(t) if t.all_or_nothing || !for_good => t.fail(reason),
                     _ => self.ledger.failed(origin, rec, &reason, false),
                 }
