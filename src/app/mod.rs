@@ -206,6 +206,7 @@ impl App {
             input.consume(len);
             if let Some(t) = self.txn.as_mut().filter(|t| !t.blocked) {
                 t.position = input.offset();
+                t.position_lines = self.lines;
             }
             // What is already read is handled even after a second signal: it goes to the spool.
             self.out.observe_signals();
@@ -235,24 +236,30 @@ impl App {
             .fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
         let malformed = decision.malformed();
         self.seen_malformed |= malformed;
-        if let Some(reason) = decision.report(&self.policy) {
+        // Read again from the log after an abort: said, counted and failed in the first pass.
+        let again = self.txn.as_ref().is_some_and(|t| at.offset < t.judged);
+        if let Some(reason) = decision.report(&self.policy).filter(|_| !again) {
             self.out.reporter.report(reason);
         }
         match decision {
             Decision::Skip => {}
+            Decision::Fail(_) | Decision::Drop(_) if again => {}
             Decision::Send => {
                 let rec = self.router.record(bytes);
                 let origin = Origin::stdin(rec.partition.is_some()).with_timestamp(rec.timestamp);
                 txn::send(&mut self.txn, &mut self.out, &rec, origin);
             }
             Decision::SendAsString(reason) => {
-                bump(&self.out.ledger.counters.malformed_sent);
+                if !again {
+                    bump(&self.out.ledger.counters.malformed_sent);
+                }
                 let text = reason.to_string();
                 match self.router.fallback(bytes, &text) {
                     Some(rec) => {
                         let origin = Origin::stdin(rec.partition.is_some());
                         txn::send(&mut self.txn, &mut self.out, &rec, origin);
                     }
+                    None if again => {}
                     None => self.fail_input(bytes, &reason),
                 }
             }

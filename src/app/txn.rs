@@ -35,12 +35,17 @@ pub(super) struct Txn {
     pub committed: u64,
     /// Every record before this position was handed to the open transaction or settled.
     pub position: u64,
+    /// Lines read up to `position`, for line numbers after a rewind.
+    pub position_lines: u64,
+    /// Input before this offset was judged in an earlier pass: read again after an abort, its
+    /// bad records are not reported, counted or dead-lettered twice.
+    pub judged: u64,
     /// A record could not be handed over: nothing after it may be sent in this run.
     pub blocked: bool,
     /// When the open transaction began.
     pub opened: Option<Instant>,
-    /// `read` and `bytes` when the last commit was made, restored when a rewind resends.
-    counted: (u64, u64),
+    /// `read`, `bytes` and lines when the last commit was made, restored when a rewind resends.
+    counted: (u64, u64, u64),
     /// Records handed to the open transaction.
     pub sent: u64,
     /// Why the transaction was aborted; from then on every record fails with it.
@@ -109,9 +114,11 @@ impl Txn {
             temp_dir,
             committed: 0,
             position: 0,
+            position_lines: 0,
+            judged: 0,
             blocked: false,
             opened: None,
-            counted: (0, 0),
+            counted: (0, 0, 0),
             sent: 0,
             aborted: None,
             log_error: None,
@@ -275,7 +282,11 @@ impl App {
                 c.delivered.fetch_add(n, Relaxed);
                 txn.opened = None;
                 txn.committed = txn.position;
-                txn.counted = (c.read.load(Relaxed), c.bytes.load(Relaxed));
+                txn.counted = (
+                    c.read.load(Relaxed),
+                    c.bytes.load(Relaxed),
+                    txn.position_lines,
+                );
                 if let Some(j) = txn
                     .journal
                     .as_mut()
@@ -313,6 +324,7 @@ impl App {
                 say!("kpipe: a transaction was aborted ({why}); its records stay in the log and are sent again");
                 c.read.store(txn.counted.0, Relaxed);
                 c.bytes.store(txn.counted.1, Relaxed);
+                self.lines = txn.counted.2;
                 txn.position = txn.committed;
                 txn.blocked = false;
                 // Once the input is over, the next run resends, unless a record was refused
@@ -352,6 +364,7 @@ impl App {
         };
         let batch = txn.t.mode == Mode::Atomic;
         let ended = input.at_eof();
+        txn.judged = txn.judged.max(input.offset());
         input.rewind(Box::new(reader), at, !batch && !ended);
         *framer = self.framer();
         if batch {

@@ -285,7 +285,11 @@ impl KafkaSink {
                 let for_good = reason.kind() == Kind::Permanent && origin.0 != BOOKKEEPING;
                 match txn {
                     Some(t) if t.all_or_nothing || !for_good => t.fail(reason),
-                    _ => self.ledger.failed(origin, rec, &reason, false),
+                    Some(t) => {
+                        self.ledger.failed(origin, rec, &reason, false);
+                        t.refused.add_handed_over(rec);
+                    }
+                    None => self.ledger.failed(origin, rec, &reason, false),
                 }
                 Ok(())
             }

@@ -51,7 +51,8 @@ impl TxnReports {
                 let stream = !self.all_or_nothing && opaque != BOOKKEEPING;
                 if stream && reason.kind() == Kind::Permanent {
                     cx.record_failure(msg, Origin(opaque), e);
-                    self.refused.add(msg.topic(), msg.key(), msg.payload());
+                    self.refused
+                        .add(msg.topic(), msg.key(), msg.payload(), false);
                 }
                 self.fail(reason);
             }
@@ -102,8 +103,11 @@ impl Refusal {
 }
 
 impl Refusals {
-    /// Counts a record the brokers refused for good (it is in the dead-letter file).
-    fn add(&self, topic: &str, key: Option<&[u8]>, value: Option<&[u8]>) {
+    /// Counts a record refused for good (it is in the dead-letter file): in a delivery report
+    /// (the transaction fails, and the log is sent again) or as it was handed over (it goes on
+    /// without it). `pass_over` counted it as come round if like records were known when it was
+    /// sent; if not, one refused as it was handed over is the first come round in this pass.
+    fn add(&self, topic: &str, key: Option<&[u8]>, value: Option<&[u8]>, handed_over: bool) {
         let mut list = locked(&self.list);
         match list.iter_mut().find(|r| r.is(topic, key, value)) {
             Some(r) => r.refused += 1,
@@ -112,11 +116,20 @@ impl Refusals {
                 key: key.map(<[u8]>::to_vec),
                 value: value.map(<[u8]>::to_vec),
                 refused: 1,
-                seen: 0,
+                seen: usize::from(handed_over),
             }),
         }
         self.any.store(true, Relaxed);
-        self.fresh.store(true, Relaxed);
+        if !handed_over {
+            self.fresh.store(true, Relaxed);
+        }
+    }
+
+    /// Counts a record librdkafka refused for good as it was handed over: should the transaction
+    /// abort for another reason, it is passed over when the log is sent again, not dead-lettered
+    /// twice.
+    pub fn add_handed_over(&self, rec: &Record) {
+        self.add(rec.topic, rec.key, rec.value, true);
     }
 
     /// Whether `rec`, sent again from the log, is one that was refused (and dead-lettered).
@@ -176,7 +189,7 @@ mod tests {
     #[test]
     fn a_refused_record_is_passed_over_each_time_the_log_comes_round() {
         let r = Refusals::default();
-        r.add("t", Some(b"k"), Some(b"v"));
+        r.add("t", Some(b"k"), Some(b"v"), false);
         assert!(
             r.take_fresh() && !r.take_fresh(),
             "fresh once, until the next"
@@ -190,7 +203,7 @@ mod tests {
     #[test]
     fn as_many_like_records_are_passed_over_as_were_refused() {
         let r = Refusals::default();
-        r.add("t", None, Some(b"v"));
+        r.add("t", None, Some(b"v"), false);
         r.rewound();
         let like = rec("t", None, Some(b"v"));
         assert!(r.pass_over(&like));
@@ -198,7 +211,7 @@ mod tests {
             !r.pass_over(&like),
             "the second was not refused: it is sent"
         );
-        r.add("t", None, Some(b"v"));
+        r.add("t", None, Some(b"v"), false);
         r.rewound();
         assert!(r.pass_over(&like) && r.pass_over(&like) && !r.pass_over(&like));
     }
@@ -206,7 +219,7 @@ mod tests {
     #[test]
     fn another_topic_key_or_value_is_sent() {
         let r = Refusals::default();
-        r.add("t", Some(b"k"), Some(b"v"));
+        r.add("t", Some(b"k"), Some(b"v"), false);
         r.rewound();
         assert!(!r.pass_over(&rec("u", Some(b"k"), Some(b"v"))));
         assert!(!r.pass_over(&rec("t", None, Some(b"v"))));
@@ -217,9 +230,40 @@ mod tests {
     #[test]
     fn a_commit_forgets_them() {
         let r = Refusals::default();
-        r.add("t", None, Some(b"v"));
+        r.add("t", None, Some(b"v"), false);
         r.clear();
         assert!(!r.take_fresh());
         assert!(!r.pass_over(&rec("t", None, Some(b"v"))));
+    }
+
+    #[test]
+    fn a_record_refused_as_it_was_handed_over_leaves_its_pass_to_like_records() {
+        let r = Refusals::default();
+        let like = rec("t", None, Some(b"v"));
+        r.add_handed_over(&like);
+        assert!(
+            !r.take_fresh(),
+            "the transaction goes on: nothing to resend"
+        );
+        assert!(
+            !r.pass_over(&like),
+            "a like record later in the pass is sent"
+        );
+        r.add_handed_over(&like); // and refused in its turn
+        assert!(!r.pass_over(&like), "and the third");
+        r.rewound();
+        assert!(
+            r.pass_over(&like) && r.pass_over(&like),
+            "after an abort, the two refused are passed over"
+        );
+        assert!(!r.pass_over(&like));
+    }
+
+    #[test]
+    fn a_refusal_handed_over_keeps_a_reported_one_fresh() {
+        let r = Refusals::default();
+        r.add("t", None, Some(b"v"), false);
+        r.add_handed_over(&rec("u", None, Some(b"v")));
+        assert!(r.take_fresh());
     }
 }

@@ -422,6 +422,21 @@ fn exactly_once_sends_records_the_broker_refuses_to_the_dead_letter_file_and_the
     let mut input = String::new();
     for i in 0..3000 {
         input.push_str(&format!("{{\"topic\":\"{healthy}\",\"value\":\"{i}\"}}\n"));
+        // Beside each refused record, in its transaction, so the abort resends them too:
+        // one over --max-record-size, dead-lettered as it is read, not again when the log is;
+        if i == 1000 || i == 2500 {
+            let over = "o".repeat(20_000);
+            input.push_str(&format!(
+                "{{\"topic\":\"{healthy}\",\"value\":\"{over}\"}}\n"
+            ));
+        }
+        // one for a partition the topic lacks (librdkafka knows the topic by then): refused as
+        // it is handed over, and the transaction goes on without it, passing it over when resent.
+        if i == 2999 {
+            input.push_str(&format!(
+                "{{\"topic\":\"{healthy}\",\"partition\":99,\"value\":\"p99\"}}\n"
+            ));
+        }
         // One mid-stream, one in the last transaction, which ends with the input.
         if i == 1000 || i == 2999 {
             input.push_str(&format!(
@@ -442,6 +457,8 @@ fn exactly_once_sends_records_the_broker_refuses_to_the_dead_letter_file_and_the
         // Uncompressed: 5 000 x's compress to a batch the 1 000-byte topic accepts.
         "-z",
         "none",
+        "--max-record-size",
+        "10000",
     ]);
     // The first refusal comes while kpipe still reads; the second once its input ended.
     let at = input[..input.find("\"1500\"").unwrap()]
@@ -488,6 +505,21 @@ fn exactly_once_sends_records_the_broker_refuses_to_the_dead_letter_file_and_the
     assert_eq!(values, (0..3000).collect::<Vec<_>>(), "each record once");
     assert_eq!(read_topic(brokers, &small, 1, QUIET).len(), 0);
     let dead = read_lines(&dead);
-    assert_eq!(dead.len(), 2, "each refused record once: {dead:?}");
-    assert!(dead.iter().all(|l| l.contains(&small)), "{dead:?}");
+    let errors: Vec<&str> = dead
+        .iter()
+        .filter_map(|l| l.split("\"error\":").nth(1))
+        .collect();
+    assert_eq!(dead.len(), 5, "each refused record once: {errors:?}");
+    assert_eq!(dead.iter().filter(|l| l.contains(&small)).count(), 2);
+    assert_eq!(dead.iter().filter(|l| l.contains("p99")).count(), 1);
+    // Line numbers count each input line once, however often the log was read again.
+    let over: Vec<_> = errors
+        .iter()
+        .filter(|e| e.contains("max-record-size"))
+        .collect();
+    assert_eq!(over.len(), 2, "{errors:?}");
+    assert!(
+        over[0].contains("line 1002,") && over[1].contains("line 2504,"),
+        "{over:?}"
+    );
 }
