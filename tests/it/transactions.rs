@@ -384,6 +384,8 @@ fn atomic_run_with_a_record_the_producer_refuses_shows_nothing() {
     let record =
         |extra: &str, v: &str| format!("{{\"topic\":\"{topic}\"{extra},\"value\":\"{v}\"}}\n");
     let mut input: String = (0..100).map(|i| record("", &format!("v{i}"))).collect();
+    // Dead-lettered as it is read, and not again when the aborted run fails the rest.
+    input.push_str("not json\n");
     // Partition 99 of a one-partition topic: librdkafka refuses it.
     input.push_str(&record(",\"partition\":99", "refused"));
     input.push_str(&record("", "after"));
@@ -403,8 +405,13 @@ fn atomic_run_with_a_record_the_producer_refuses_shows_nothing() {
     assert_eq!(read_topic(brokers, &topic, 1, QUIET).len(), 0);
     assert_eq!(
         read_lines(&dead).len(),
-        102,
+        103,
         "each record once in the dead-letter file"
+    );
+    assert!(
+        run.stderr.contains("103 read, 0 delivered, 103 failed"),
+        "{}",
+        run.stderr
     );
 }
 
