@@ -306,21 +306,41 @@ fn parse_position(value: &[u8]) -> Option<u64> {
         .map(|p| p.position)
 }
 
+/// librdkafka's producer-only properties, aliases included (`rdkafka_conf.c`, the `_RK_PRODUCER`
+/// scope): a consumer or admin client warns about each one it is given.
+const PRODUCER_ONLY: &[&str] = &[
+    "acks",
+    "batch.num.messages",
+    "batch.size",
+    "compression.codec",
+    "compression.level",
+    "compression.type",
+    "delivery.report.only.error",
+    "delivery.timeout.ms",
+    "enable.gapless.guarantee",
+    "enable.idempotence",
+    "linger.ms",
+    "message.send.max.retries",
+    "message.timeout.ms",
+    "partitioner",
+    "queue.buffering.backpressure.threshold",
+    "queue.buffering.max.kbytes",
+    "queue.buffering.max.messages",
+    "queue.buffering.max.ms",
+    "request.required.acks",
+    "request.timeout.ms",
+    "retries",
+    "sticky.partitioning.linger.ms",
+    "transaction.timeout.ms",
+    "transactional.id",
+];
+
 /// The connection and security settings of a producer configuration, for other clients.
 fn plain(config: &ClientConfig) -> ClientConfig {
     let mut c = ClientConfig::new();
     for (k, v) in config.config_map().iter() {
-        let producer_only = k.starts_with("transaction")
-            || k.starts_with("queue.buffering")
-            || k.starts_with("linger")
-            || k.starts_with("batch.")
-            || k.starts_with("message.timeout")
-            || k.starts_with("retry.backoff")
-            || matches!(
-                *k,
-                "acks" | "enable.idempotence" | "compression.type" | "partitioner"
-            );
-        if !producer_only {
+        // The producer's retry pacing is kpipe's delivery tuning, not the other clients'.
+        if !PRODUCER_ONLY.contains(k) && !k.starts_with("retry.backoff") {
             c.set(*k, *v);
         }
     }
@@ -345,11 +365,22 @@ mod tests {
             .set("security.protocol", "ssl")
             .set("transactional.id", "x")
             .set("linger.ms", "5")
-            .set("acks", "all");
+            .set("acks", "all")
+            .set("delivery.timeout.ms", "1000")
+            .set("request.required.acks", "1")
+            .set("socket.timeout.ms", "5000");
         let p = plain(&c);
         assert_eq!(p.get("bootstrap.servers"), Some("b:9092"));
         assert_eq!(p.get("security.protocol"), Some("ssl"));
-        assert_eq!(p.get("transactional.id"), None);
-        assert_eq!(p.get("acks"), None);
+        assert_eq!(p.get("socket.timeout.ms"), Some("5000"));
+        for k in [
+            "transactional.id",
+            "linger.ms",
+            "acks",
+            "delivery.timeout.ms",
+            "request.required.acks",
+        ] {
+            assert_eq!(p.get(k), None, "{k}");
+        }
     }
 }
