@@ -9,6 +9,7 @@ mod reports;
 mod setup;
 mod step;
 mod txn;
+mod txn_rewind;
 mod txn_start;
 
 use std::time::{Duration, Instant};

@@ -285,11 +285,13 @@ impl KafkaSink {
                 let for_good = reason.kind() == Kind::Permanent && origin.0 != BOOKKEEPING;
                 match txn {
                     Some(t) if t.all_or_nothing || !for_good => t.fail(reason),
-                    Some(t) => {
+                    _ => {
                         self.ledger.failed(origin, rec, &reason, false);
-                        t.refused.add_handed_over(rec);
+                        // Passed over, not dead-lettered again, if the log is sent again.
+                        if let Some(t) = txn {
+                            t.refused.add_handed_over(rec);
+                        }
                     }
-                    None => self.ledger.failed(origin, rec, &reason, false),
                 }
                 Ok(())
             }

@@ -1,0 +1,67 @@
+//! Reading a transaction's input again after an abort: a stream's log from the last commit, or
+//! a batch's whole input, whose records then each fail with the abort's reason.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+
+use super::lifecycle::Halt;
+use super::App;
+use crate::guarantee::Mode;
+use crate::input::{BlockReader, Framer};
+
+impl App {
+    /// Sends again from `at`: a stream's log after an abort, or (for a batch) its whole input,
+    /// every record of which now fails with the abort's reason.
+    pub(super) fn rewind(
+        &mut self,
+        at: u64,
+        input: &mut BlockReader,
+        framer: &mut Box<dyn Framer>,
+    ) {
+        let Some(txn) = &mut self.txn else { return };
+        let Some(j) = &txn.journal else { return };
+        let reader = match j.reader(at).context("reading the log back") {
+            Ok(r) => r,
+            Err(e) => {
+                self.io_error.get_or_insert_with(|| format!("{e:#}"));
+                self.out.life.halt(Halt::InputFailed);
+                return;
+            }
+        };
+        let batch = txn.t.mode == Mode::Atomic;
+        let ended = input.at_eof();
+        txn.judged = txn.judged.max(input.offset());
+        input.rewind(Box::new(reader), at, !batch && !ended);
+        *framer = self.framer();
+        if batch {
+            self.lines = 0;
+            // The failed records are counted again as they are read back.
+            let c = &self.out.ledger.counters;
+            c.read.store(0, Relaxed);
+            c.bytes.store(0, Relaxed);
+            if self.read_log(input, framer.as_mut()) {
+                self.out.life.input_ended(Instant::now());
+            }
+        } else if ended {
+            self.read_log(input, framer.as_mut());
+        }
+    }
+
+    /// Reads a rewound log to its end, the lifecycle reading no more: a batch's records each go
+    /// to the dead-letter file, a stream's are sent again. Whether it got to the end.
+    fn read_log(&mut self, input: &mut BlockReader, framer: &mut dyn Framer) -> bool {
+        loop {
+            if let Err(e) = input.fill(Duration::ZERO) {
+                self.input_failed(e);
+                return false;
+            }
+            let end = input.at_eof();
+            self.handle_pieces(input, framer, end);
+            if end {
+                return true;
+            }
+        }
+    }
+}
