@@ -44,14 +44,22 @@ pub(super) struct Txn {
     pub blocked: bool,
     /// When the open transaction began.
     pub opened: Option<Instant>,
-    /// `read`, `bytes` and lines when the last commit was made, restored when a rewind resends.
-    counted: (u64, u64, u64),
+    /// The counts when the last commit was made, restored when a rewind resends.
+    counted: Counted,
     /// Records handed to the open transaction.
     pub sent: u64,
     /// Why the transaction was aborted; from then on every record fails with it.
     pub aborted: Option<Reason>,
     /// Why the log could not take more input, once it could not.
     pub log_error: Option<String>,
+}
+
+/// The input counted up to a commit: records and bytes read (the ledger's counters) and lines.
+#[derive(Debug, Default, Clone, Copy)]
+struct Counted {
+    read: u64,
+    bytes: u64,
+    lines: u64,
 }
 
 /// What the transaction needs next.
@@ -118,7 +126,7 @@ impl Txn {
             judged: 0,
             blocked: false,
             opened: None,
-            counted: (0, 0, 0),
+            counted: Counted::default(),
             sent: 0,
             aborted: None,
             log_error: None,
@@ -282,11 +290,11 @@ impl App {
                 c.delivered.fetch_add(n, Relaxed);
                 txn.opened = None;
                 txn.committed = txn.position;
-                txn.counted = (
-                    c.read.load(Relaxed),
-                    c.bytes.load(Relaxed),
-                    txn.position_lines,
-                );
+                txn.counted = Counted {
+                    read: c.read.load(Relaxed),
+                    bytes: c.bytes.load(Relaxed),
+                    lines: txn.position_lines,
+                };
                 if let Some(j) = txn
                     .journal
                     .as_mut()
@@ -322,9 +330,9 @@ impl App {
         match txn.t.mode {
             Mode::ExactlyOnce => {
                 say!("kpipe: a transaction was aborted ({why}); its records stay in the log and are sent again");
-                c.read.store(txn.counted.0, Relaxed);
-                c.bytes.store(txn.counted.1, Relaxed);
-                self.lines = txn.counted.2;
+                c.read.store(txn.counted.read, Relaxed);
+                c.bytes.store(txn.counted.bytes, Relaxed);
+                self.lines = txn.counted.lines;
                 txn.position = txn.committed;
                 txn.blocked = false;
                 // Once the input is over, the next run resends, unless a record was refused
