@@ -245,6 +245,9 @@ mod tests {
         assert_eq!(classify(Some(BadMessage)), Kind::Permanent);
         assert_eq!(classify(Some(UnknownPartition)), Kind::Permanent);
         assert_eq!(classify(Some(NotLeaderForPartition)), Kind::Passing);
+        // A leader just elected, its high watermark not caught up yet (the offsets topic's
+        // reader asks again).
+        assert_eq!(classify(Some(OffsetNotAvailable)), Kind::Passing);
         assert_eq!(classify(Some(RequestTimedOut)), Kind::Passing);
         assert_eq!(classify(Some(MessageTimedOut)), Kind::Passing);
         assert_eq!(classify(Some(PurgeQueue)), Kind::Passing);

@@ -3,6 +3,7 @@
 mod dry_run;
 mod features;
 mod kafka;
+mod offsets;
 mod produce;
 pub mod room;
 mod txn;
@@ -12,7 +13,8 @@ mod wakeup;
 pub use dry_run::DryRun;
 pub use features::builtin_features;
 pub use kafka::KafkaSink;
-pub use txn::{committed_position, ensure_offsets_topic, TxnFailed, TxnStartError};
+pub use offsets::{committed_position, ensure_offsets_topic};
+pub use txn::{TxnFailed, TxnStartError};
 
 use std::time::Duration;
 
