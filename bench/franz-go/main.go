@@ -44,7 +44,11 @@ func main() {
 		fmt.Fprintln(os.Stderr, "usage: franz-go BOOTSTRAP TOPIC [KEY]")
 		os.Exit(2)
 	}
-	topic := parse(os.Args[2])
+	// A TOPIC without a field is the client's default topic: records then name none.
+	var topic []part
+	if strings.Contains(os.Args[2], "${") {
+		topic = parse(os.Args[2])
+	}
 	var key []part
 	if len(os.Args) == 4 {
 		key = parse(os.Args[3])
@@ -81,7 +85,7 @@ func main() {
 		if len(line) > 0 {
 			read++
 			r := &kgo.Record{Value: line}
-			if len(topic) > 1 || (len(topic) == 1 && topic[0].field) {
+			if topic != nil {
 				r.Topic = string(render(topic, line))
 			}
 			if key != nil {
@@ -107,9 +111,10 @@ func main() {
 	}
 }
 
-// part is a piece of a template: literal text, or the name of a field to take from the line.
+// part is a piece of a template: literal text, or a field to take from the line (text is then
+// what precedes its value: "NAME":").
 type part struct {
-	text  string
+	text  []byte
 	field bool
 }
 
@@ -121,14 +126,14 @@ func parse(t string) []part {
 		j := strings.IndexByte(t[max(i, 0):], '}')
 		if i < 0 || j < 0 {
 			if t != "" {
-				parts = append(parts, part{text: t})
+				parts = append(parts, part{text: []byte(t)})
 			}
 			return parts
 		}
 		if i > 0 {
-			parts = append(parts, part{text: t[:i]})
+			parts = append(parts, part{text: []byte(t[:i])})
 		}
-		parts = append(parts, part{text: `"` + t[i+2:i+j] + `":"`, field: true})
+		parts = append(parts, part{text: []byte(`"` + t[i+2:i+j] + `":"`), field: true})
 		t = t[i+j+1:]
 	}
 }
@@ -141,7 +146,7 @@ func render(parts []part, line []byte) []byte {
 			out = append(out, p.text...)
 			continue
 		}
-		if i := bytes.Index(line, []byte(p.text)); i >= 0 {
+		if i := bytes.Index(line, p.text); i >= 0 {
 			v := line[i+len(p.text):]
 			if j := bytes.IndexByte(v, '"'); j >= 0 {
 				out = append(out, v[:j]...)

@@ -119,8 +119,13 @@ fn high_watermark(consumer: &BaseConsumer, topic: &str, wait: Duration) -> Resul
 
 /// What an `--exactly-once` commit records for its id: `{"position":N}`.
 #[derive(serde::Serialize, serde::Deserialize)]
-pub(super) struct Position {
-    pub(super) position: u64,
+struct Position {
+    position: u64,
+}
+
+/// The value a commit writes for `position`.
+pub(super) fn position_value(position: u64) -> Vec<u8> {
+    serde_json::to_vec(&Position { position }).unwrap_or_default()
 }
 
 /// The position in a value kpipe wrote.

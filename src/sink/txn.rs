@@ -11,7 +11,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, Producer};
 
 use super::kafka::{Context, KafkaSink, BOOKKEEPING};
-use super::offsets::Position;
+use super::offsets::position_value;
 use super::Full;
 use crate::exit::Status;
 use crate::message::Origin;
@@ -104,7 +104,7 @@ impl KafkaSink {
 
     /// Sends the log position that the open transaction brings the stream to.
     pub fn send_position(&mut self, topic: &str, id: &str, position: u64) -> Result<(), Full> {
-        let value = serde_json::to_vec(&Position { position }).unwrap_or_default();
+        let value = position_value(position);
         let rec = Record {
             topic,
             key: Some(id.as_bytes()),
