@@ -38,7 +38,8 @@ pub fn ensure_offsets_topic(config: &ClientConfig, topic: &str, wait: Duration) 
 }
 
 /// The log position the last committed transaction of `id` recorded, if any. Call after
-/// `init_transactions`, which settles that id's open transaction.
+/// `init_transactions`, which settles that id's open transaction. One deadline, `wait` from
+/// now, bounds the whole read: the high watermark and reading up to it.
 pub fn committed_position(
     config: &ClientConfig,
     topic: &str,
@@ -51,14 +52,14 @@ pub fn committed_position(
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true");
     let consumer: BaseConsumer = c.create().context("creating the offsets reader")?;
-    let high = high_watermark(&consumer, topic, wait)?;
+    let deadline = Instant::now() + wait;
+    let high = high_watermark(&consumer, topic, deadline)?;
     if high <= 0 {
         return Ok(None);
     }
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, 0, Offset::Beginning)?;
     consumer.assign(&tpl)?;
-    let deadline = Instant::now() + wait;
     let mut position = None;
     let mut last_error = None;
     loop {
@@ -99,9 +100,8 @@ pub fn committed_position(
 /// The end of the offsets topic's one partition. Asked again while the error could pass: a
 /// leader elected a moment ago answers OffsetNotAvailable until its high watermark has caught
 /// up, and a run started then would otherwise fail at once.
-fn high_watermark(consumer: &BaseConsumer, topic: &str, wait: Duration) -> Result<i64> {
+fn high_watermark(consumer: &BaseConsumer, topic: &str, deadline: Instant) -> Result<i64> {
     const AGAIN: Duration = Duration::from_millis(200);
-    let deadline = Instant::now() + wait;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match consumer.fetch_watermarks(topic, 0, left.max(AGAIN)) {
