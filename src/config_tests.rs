@@ -84,6 +84,22 @@ fn compression_is_none_unless_chosen() {
 }
 
 #[test]
+fn batches_stay_under_half_a_broker_heap_region_where_the_broker_holds_them_whole() {
+    for (codec, size) in [
+        ("none", "480000"),
+        ("snappy", "480000"),
+        ("gzip", "1000000"),
+        ("lz4", "1000000"),
+        ("zstd", "1000000"),
+    ] {
+        let s = settings(&["-t", "x", "-z", codec]).unwrap();
+        assert_eq!(get(&s, "batch.size"), Some(size), "-z {codec}");
+    }
+    let s = settings(&["-t", "x", "-X", "batch.size=2000000"]).unwrap();
+    assert_eq!(get(&s, "batch.size"), Some("2000000"));
+}
+
+#[test]
 fn a_property_without_a_value_is_refused() {
     let e = settings(&["-t", "x", "-X", "linger.ms"]).err().unwrap();
     assert!(e.to_string().contains("expected KEY=VALUE"));
