@@ -286,11 +286,13 @@ fn client_config(
 /// The broker reads a request into one buffer, and expands a snappy batch into one more (librdkafka
 /// writes it as a single raw block, which the broker cannot read in pieces). On Kafka's default
 /// 1 GiB heap, G1's regions are 1 MiB and a buffer over half of one is a humongous object: made in
-/// the old generation and reclaimed only after concurrent marking. With 1 MB batches, 2M records of
-/// `-z none` or `-z snappy` cost one local broker 0.4–1.5 s of G1 marking and collecting per run
-/// (about 0.1 s with 480 000) and kpipe ran 1.2–1.4× faster with the smaller batches. gzip, lz4 and
-/// zstd batches are compressed well below that size and expanded in small blocks; there the
-/// smaller batches only made more requests (zstd 8 % slower), so they keep 1 MB.
+/// the old generation, where it can start a concurrent marking cycle. On a broker that had been
+/// running an hour, 2M records of `-z none` or `-z snappy` in 1 MB batches cost it 0.4–1.5 s of
+/// G1 marking and collecting per run (about 0.1 s in 480 000-byte batches), and the smaller
+/// batches ran 1.2–1.4× faster; on a broker just started, neither size was faster
+/// (bench/findings.md). gzip, lz4 and zstd batches are compressed well below that size and
+/// expanded in small blocks; there the smaller batches only made more requests (zstd 8 % slower),
+/// so they keep 1 MB.
 fn batch_size(codec: Compression) -> u32 {
     match codec {
         Compression::None | Compression::Snappy => 480_000,
