@@ -289,8 +289,8 @@ fn client_config(
 /// the old generation, where it can start a concurrent marking cycle. On a broker that had been
 /// running an hour, 2M records of `-z none` or `-z snappy` in 1 MB batches cost it 0.4–1.5 s of
 /// G1 marking and collecting per run (about 0.1 s in 480 000-byte batches), and the smaller
-/// batches ran 1.2–1.4× faster; on a broker just started, neither size was faster
-/// (bench/findings.md). gzip, lz4 and zstd batches are compressed well below that size and
+/// batches ran 1.2–1.4× faster; on brokers whose collector did not mark, `-z none` was as fast
+/// either way and `-z snappy` up to a tenth slower (twice the requests; bench/findings.md). gzip, lz4 and zstd batches are compressed well below that size and
 /// expanded in small blocks; there the smaller batches only made more requests (zstd 8 % slower),
 /// so they keep 1 MB.
 fn batch_size(codec: Compression) -> u32 {
