@@ -284,15 +284,13 @@ fn client_config(
 /// The most bytes kpipe lets librdkafka put in one batch (one produce request) with `codec`.
 ///
 /// The broker reads a request into one buffer, and expands a snappy batch into one more (librdkafka
-/// writes it as a single raw block, which the broker cannot read in pieces). On Kafka's default
-/// 1 GiB heap, G1's regions are 1 MiB and a buffer over half of one is a humongous object: made in
-/// the old generation, where it can start a concurrent marking cycle. On a broker that had been
-/// running an hour, 2M records of `-z none` or `-z snappy` in 1 MB batches cost it 0.4–1.5 s of
-/// G1 marking and collecting per run (about 0.1 s in 480 000-byte batches), and the smaller
-/// batches ran 1.2–1.4× faster; on brokers whose collector did not mark, `-z none` was as fast
-/// either way and `-z snappy` up to a tenth slower (twice the requests; bench/findings.md). gzip, lz4 and zstd batches are compressed well below that size and
-/// expanded in small blocks; there the smaller batches only made more requests (zstd 8 % slower),
-/// so they keep 1 MB.
+/// writes one raw block, which the broker cannot read in pieces). On Kafka's default 1 GiB heap a
+/// buffer over half a 1 MiB G1 region is a humongous object, which can start concurrent marking.
+/// On a broker that marked, 1 MB batches of `-z none` or `-z snappy` cost it 0.4–1.5 s of G1 work
+/// per 2M records (480 000: about 0.1 s) and ran 1.2–1.4× slower; where nothing marked, `-z none`
+/// ran as fast either way and `-z snappy` up to a tenth faster in 1 MB (bench/findings.md). gzip,
+/// lz4 and zstd batches are compressed well below the limit and expanded in small blocks, so they
+/// keep 1 MB: smaller ones only made more requests (zstd 8 % slower).
 fn batch_size(codec: Compression) -> u32 {
     match codec {
         Compression::None | Compression::Snappy => 480_000,
