@@ -286,12 +286,12 @@ fn client_config(
 /// The broker reads a request into one buffer, and expands a snappy batch into one more
 /// (librdkafka writes one raw block, which the broker cannot read in pieces). On Kafka's default
 /// 1 GiB heap a buffer over half a 1 MiB G1 region is a humongous object, which can start
-/// concurrent marking.
-/// On a broker that marked, 1 MB batches of `-z none` or `-z snappy` cost it 0.4–1.5 s of G1 work
-/// per 2M records (480 000: about 0.1 s) and ran 1.2–1.4× slower; where nothing marked, `-z none`
-/// ran as fast either way and `-z snappy` up to a tenth faster in 1 MB (bench/findings.md). gzip,
-/// lz4 and zstd batches are compressed well below the limit and expanded in small blocks, so they
-/// keep 1 MB: smaller ones only made more requests (zstd 8 % slower).
+/// concurrent marking. On a broker that marked, 1 MB batches of `-z none` or `-z snappy` cost it
+/// 0.4–1.5 s of G1 work per 2M records (480 000: about 0.1 s) and ran 1.2–1.4× slower; where
+/// nothing marked, `-z none` ran as fast either way and `-z snappy` up to a tenth faster in 1 MB
+/// (bench/findings.md). gzip, lz4 and zstd batches are compressed well below the limit and
+/// expanded in small blocks, so they keep 1 MB: smaller ones only made more requests (zstd 8 %
+/// slower).
 fn batch_size(codec: Compression) -> u32 {
     match codec {
         Compression::None | Compression::Snappy => 480_000,
