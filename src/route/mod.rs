@@ -8,6 +8,7 @@
 
 mod envelope;
 pub mod fields;
+mod scan;
 pub mod template;
 
 #[cfg(test)]
