@@ -152,6 +152,9 @@ const rd_kafka_message_t *rd_kafka_event_message_next(rd_kafka_event_t *rkev) {
         if (unlikely(!(rkm = TAILQ_FIRST(&rkmq->rkmq_msgs))))
                 return NULL;
 
+        /* kpipe: see rd_kafka_msg_prefetch_ahead(). */
+        rd_kafka_msg_prefetch_ahead(rkm, 0);
+
         rd_kafka_msgq_deq(rkmq, rkm, 1);
 
         /* Put rkm on secondary message queue which will be purged later. */

@@ -1002,6 +1002,8 @@ void rd_kafka_msgq_set_metadata(rd_kafka_msgq_t *rkmq,
         rd_kafka_msg_t *rkm;
 
         TAILQ_FOREACH(rkm, &rkmq->rkmq_msgs, rkm_link) {
+                /* kpipe: see rd_kafka_msg_prefetch_ahead(). */
+                rd_kafka_msg_prefetch_ahead(rkm, 0);
                 rkm->rkm_broker_id = broker_id;
                 rkm->rkm_offset    = base_offset++;
                 if (timestamp != -1) {

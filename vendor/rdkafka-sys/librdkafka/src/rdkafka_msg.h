@@ -351,6 +351,44 @@ static RD_INLINE RD_UNUSED void rd_kafka_msgq_purge(rd_kafka_t *rk,
 
 
 /**
+ * kpipe: with many partitions a message waits in its queue long enough to
+ * leave the CPU caches, and a loop over a queue then stalls on each message
+ * in turn. Called on \p rkm in such a loop, this starts loading the message
+ * after next, and with \p with_payload also the next one's payload and key,
+ * while the caller works on \p rkm. A hint only: it changes no state.
+ * Always inlined: as a call, GCC takes it for a pure function and drops it.
+ */
+#if defined(__GNUC__)
+static inline __attribute__((always_inline, unused)) void
+rd_kafka_msg_prefetch_ahead(const rd_kafka_msg_t *rkm, int with_payload) {
+        const rd_kafka_msg_t *next = TAILQ_NEXT(rkm, rkm_link);
+        const rd_kafka_msg_t *after;
+        size_t i;
+
+        if (!next)
+                return;
+        after = TAILQ_NEXT(next, rkm_link);
+        if (after) {
+                for (i = 0; i < sizeof(*after); i += 64)
+                        __builtin_prefetch((const char *)after + i);
+        }
+        if (!with_payload)
+                return;
+        for (i = 0; next->rkm_payload && i < next->rkm_len && i < 1024;
+             i += 64)
+                __builtin_prefetch((const char *)next->rkm_payload + i);
+        if (next->rkm_key)
+                __builtin_prefetch(next->rkm_key);
+}
+#else
+static RD_INLINE RD_UNUSED void
+rd_kafka_msg_prefetch_ahead(const rd_kafka_msg_t *rkm, int with_payload) {
+        (void)rkm;
+        (void)with_payload;
+}
+#endif
+
+/**
  * Remove message from message queue
  */
 static RD_INLINE RD_UNUSED rd_kafka_msg_t *

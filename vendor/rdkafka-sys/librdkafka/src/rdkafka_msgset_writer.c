@@ -888,6 +888,9 @@ static int rd_kafka_msgset_writer_write_msgq(rd_kafka_msgset_writer_t *msetw,
                         break;
                 }
 
+                /* kpipe: see rd_kafka_msg_prefetch_ahead(). */
+                rd_kafka_msg_prefetch_ahead(rkm, 1 /*payload*/);
+
                 /* Move message to buffer's queue */
                 rd_kafka_msgq_deq(rkmq, rkm, 1);
                 rd_kafka_msgq_enq(&msetw->msetw_batch->msgq, rkm);
