@@ -60,12 +60,12 @@ impl Scanner<'_, '_> {
         }
     }
 
+    /// `byte`, with any whitespace around it.
     fn expect(&mut self, byte: u8) -> Scan {
         self.space();
-        if self.peek()? != byte {
+        if !self.eat(byte) {
             return Err(Unsure);
         }
-        self.i += 1;
         self.space();
         Ok(())
     }
@@ -92,13 +92,7 @@ impl Scanner<'_, '_> {
     }
 
     fn object(&mut self, node: Option<&Node>, depth: u32) -> Scan {
-        if depth > MAX_DEPTH {
-            return Err(Unsure);
-        }
-        self.i += 1;
-        self.space();
-        if self.peek()? == b'}' {
-            self.i += 1;
+        if self.open(depth, b'}')? {
             return Ok(());
         }
         loop {
@@ -127,46 +121,50 @@ impl Scanner<'_, '_> {
                     *slot = Some((start, self.i));
                 }
             }
-            self.space();
-            match self.peek()? {
-                b',' => {
-                    self.i += 1;
-                    self.space();
-                }
-                b'}' => {
-                    self.i += 1;
-                    return Ok(());
-                }
-                _ => return Err(Unsure),
+            if self.after_element(b'}')? {
+                return Ok(());
             }
         }
     }
 
     fn array(&mut self, depth: u32) -> Scan {
+        if self.open(depth, b']')? {
+            return Ok(());
+        }
+        loop {
+            self.value(None, depth)?;
+            if self.after_element(b']')? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Steps into the object or array at `i`; whether it is empty (`close` follows at once).
+    fn open(&mut self, depth: u32, close: u8) -> Scan<bool> {
         if depth > MAX_DEPTH {
             return Err(Unsure);
         }
         self.i += 1;
         self.space();
-        if self.peek()? == b']' {
+        Ok(self.eat(close))
+    }
+
+    /// After an element: whether `close` ends its container, or a comma another element follows.
+    fn after_element(&mut self, close: u8) -> Scan<bool> {
+        self.space();
+        if self.eat(close) {
+            return Ok(true);
+        }
+        self.expect(b',')?;
+        Ok(false)
+    }
+
+    fn eat(&mut self, byte: u8) -> bool {
+        let here = self.b.get(self.i) == Some(&byte);
+        if here {
             self.i += 1;
-            return Ok(());
         }
-        loop {
-            self.value(None, depth)?;
-            self.space();
-            match self.peek()? {
-                b',' => {
-                    self.i += 1;
-                    self.space();
-                }
-                b']' => {
-                    self.i += 1;
-                    return Ok(());
-                }
-                _ => return Err(Unsure),
-            }
-        }
+        here
     }
 
     /// A string at `i` (its opening quote); whether it holds escapes.
