@@ -7,7 +7,7 @@
 //! decodes; a number there, which it converts), or on anything invalid, it gives up with
 //! `Unsure` and `extract` asks serde_json, which decides and words the error. So a record is
 //! accepted here only if serde_json accepts it, with the same fields found; the property test
-//! in `fields` holds the two together.
+//! in `fields_tests.rs` holds the two together.
 
 use super::fields::{Found, Node};
 
@@ -15,7 +15,7 @@ use super::fields::{Found, Node};
 const MAX_DEPTH: u32 = 100;
 
 /// The scanner cannot vouch for the record; serde_json must look.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Unsure;
 
 type Scan<T = ()> = Result<T, Unsure>;
