@@ -3042,10 +3042,14 @@ static void rd_kafka_broker_retry_bufs_move(rd_kafka_broker_t *rkb,
  * To avoid extra iterations, the \p err and \p status are set on
  * the message as they are popped off the OP_DR msgq in rd_kafka_poll() et.al
  */
-void rd_kafka_dr_msgq0(rd_kafka_topic_t *rkt,
+/* kpipe: \p batch, if any, hands its prefetch hints (see
+ * rd_kafka_msg_prefetch_hint()) to the delivery report when \p rkmq is its
+ * whole queue, as written. */
+void rd_kafka_dr_msgq1(rd_kafka_topic_t *rkt,
                        rd_kafka_msgq_t *rkmq,
                        rd_kafka_resp_err_t err,
-                       const rd_kafka_Produce_result_t *presult) {
+                       const rd_kafka_Produce_result_t *presult,
+                       struct rd_kafka_msgbatch_s *batch) {
         rd_kafka_t *rk = rkt->rkt_rk;
 
         if (unlikely(rd_kafka_msgq_len(rkmq) == 0))
@@ -3074,6 +3078,15 @@ void rd_kafka_dr_msgq0(rd_kafka_topic_t *rkt,
                         rko->rko_u.dr.presult =
                             rd_kafka_Produce_result_copy(presult);
                 rd_kafka_msgq_init(&rko->rko_u.dr.msgq);
+
+                /* kpipe: see rd_kafka_msg_prefetch_hint() */
+                if (batch && batch->hints &&
+                    batch->hint_cnt == rd_kafka_msgq_len(rkmq)) {
+                        rko->rko_u.dr.hints    = batch->hints;
+                        rko->rko_u.dr.hint_cnt = batch->hint_cnt;
+                        batch->hints           = NULL;
+                        batch->hint_cnt        = 0;
+                }
 
                 /* Move all messages to op's msgq */
                 rd_kafka_msgq_move(&rko->rko_u.dr.msgq, rkmq);

@@ -614,11 +614,14 @@ int rd_kafka_recv(rd_kafka_broker_t *rkb);
 
 #define rd_kafka_dr_msgq(rkt, rkmq, err)                                       \
         rd_kafka_dr_msgq0(rkt, rkmq, err, NULL /*no produce result*/)
+#define rd_kafka_dr_msgq0(rkt, rkmq, err, presult)                             \
+        rd_kafka_dr_msgq1(rkt, rkmq, err, presult, NULL /*no batch*/)
 
-void rd_kafka_dr_msgq0(rd_kafka_topic_t *rkt,
+void rd_kafka_dr_msgq1(rd_kafka_topic_t *rkt,
                        rd_kafka_msgq_t *rkmq,
                        rd_kafka_resp_err_t err,
-                       const rd_kafka_Produce_result_t *presult);
+                       const rd_kafka_Produce_result_t *presult,
+                       struct rd_kafka_msgbatch_s *batch);
 
 void rd_kafka_dr_implicit_ack(rd_kafka_broker_t *rkb,
                               rd_kafka_toppar_t *rktp,

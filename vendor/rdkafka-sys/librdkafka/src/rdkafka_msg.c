@@ -998,12 +998,19 @@ void rd_kafka_msgq_set_metadata(rd_kafka_msgq_t *rkmq,
                                 int32_t broker_id,
                                 int64_t base_offset,
                                 int64_t timestamp,
-                                rd_kafka_msg_status_t status) {
+                                rd_kafka_msg_status_t status,
+                                struct rd_kafka_msg_s *const *hints,
+                                int hint_cnt) {
         rd_kafka_msg_t *rkm;
+        int i = 0;
 
         TAILQ_FOREACH(rkm, &rkmq->rkmq_msgs, rkm_link) {
-                /* kpipe: see rd_kafka_msg_prefetch_ahead(). */
-                rd_kafka_msg_prefetch_ahead(rkm, 0);
+                /* kpipe: see rd_kafka_msg_prefetch_hint(); without hints,
+                 * rd_kafka_msg_prefetch_ahead(). */
+                if (hints)
+                        rd_kafka_msg_prefetch_hint(hints, hint_cnt, i++);
+                else
+                        rd_kafka_msg_prefetch_ahead(rkm, 0);
                 rkm->rkm_broker_id = broker_id;
                 rkm->rkm_offset    = base_offset++;
                 if (timestamp != -1) {
@@ -1640,6 +1647,12 @@ void rd_kafka_msgbatch_destroy(rd_kafka_msgbatch_t *rkmb) {
         }
 
         rd_assert(RD_KAFKA_MSGQ_EMPTY(&rkmb->msgq));
+
+        /* kpipe */
+        if (rkmb->hints) {
+                rd_free(rkmb->hints);
+                rkmb->hints = NULL;
+        }
 }
 
 

@@ -389,6 +389,46 @@ rd_kafka_msg_prefetch_ahead(const rd_kafka_msg_t *rkm, int with_payload) {
 #endif
 
 /**
+ * kpipe: how many messages ahead rd_kafka_msg_prefetch_hint() loads.
+ */
+#define RD_KAFKA_MSG_HINT_AHEAD 8
+
+/**
+ * kpipe: following a queue, a loop learns where the next message is only
+ * once the current one has arrived, so rd_kafka_msg_prefetch_ahead() can
+ * start one load at a time. The loops that run after a batch is written
+ * (stamping it when acknowledged, the delivery report's iterator) walk the
+ * messages in the order the writer recorded in the batch's \p hints; at
+ * message \p i this starts loading message i + RD_KAFKA_MSG_HINT_AHEAD, so
+ * that several loads are under way at once. An entry is never dereferenced:
+ * a stale one would cost a wasted load and nothing else.
+ */
+#if defined(__GNUC__)
+static inline __attribute__((always_inline, unused)) void
+rd_kafka_msg_prefetch_hint(struct rd_kafka_msg_s *const *hints,
+                           int hint_cnt,
+                           int i) {
+        const char *ahead;
+        size_t j;
+
+        if (!hints || i + RD_KAFKA_MSG_HINT_AHEAD >= hint_cnt)
+                return;
+        ahead = (const char *)hints[i + RD_KAFKA_MSG_HINT_AHEAD];
+        for (j = 0; j < sizeof(rd_kafka_msg_t); j += 64)
+                __builtin_prefetch(ahead + j);
+}
+#else
+static RD_INLINE RD_UNUSED void
+rd_kafka_msg_prefetch_hint(struct rd_kafka_msg_s *const *hints,
+                           int hint_cnt,
+                           int i) {
+        (void)hints;
+        (void)hint_cnt;
+        (void)i;
+}
+#endif
+
+/**
  * Remove message from message queue
  */
 static RD_INLINE RD_UNUSED rd_kafka_msg_t *
@@ -607,7 +647,9 @@ void rd_kafka_msgq_set_metadata(rd_kafka_msgq_t *rkmq,
                                 int32_t broker_id,
                                 int64_t base_offset,
                                 int64_t timestamp,
-                                rd_kafka_msg_status_t status);
+                                rd_kafka_msg_status_t status,
+                                struct rd_kafka_msg_s *const *hints,
+                                int hint_cnt);
 
 void rd_kafka_msgq_move_acked(rd_kafka_msgq_t *dest,
                               rd_kafka_msgq_t *src,

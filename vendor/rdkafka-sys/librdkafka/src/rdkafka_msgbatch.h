@@ -45,6 +45,13 @@ typedef struct rd_kafka_msgbatch_s {
                                     *   require retries to have the
                                     *   exact same messages in them. */
 
+        /* kpipe: the batch's messages as written, for prefetching
+         * (see rd_kafka_msg_prefetch_hint()); owned by the batch until
+         * handed to its delivery report. */
+        struct rd_kafka_msg_s **hints;
+        int hint_cnt;  /**< Entries in hints */
+        int hint_size; /**< Room in hints */
+
 } rd_kafka_msgbatch_t;
 
 

@@ -811,6 +811,26 @@ static size_t rd_kafka_msgset_writer_write_msg(rd_kafka_msgset_writer_t *msetw,
  *
  * @returns 1 on success or 0 on error.
  */
+/**
+ * kpipe: records \p rkm in \p batch's prefetch hints (see
+ * rd_kafka_msg_prefetch_hint()), doubling them up to \p most entries.
+ */
+static RD_INLINE void rd_kafka_msgbatch_add_hint(rd_kafka_msgbatch_t *batch,
+                                                 rd_kafka_msg_t *rkm,
+                                                 int most) {
+        if (unlikely(!batch->hints))
+                return;
+        if (unlikely(batch->hint_cnt == batch->hint_size)) {
+                if (batch->hint_size >= most)
+                        return;
+                batch->hint_size = RD_MIN(batch->hint_size * 2, most);
+                batch->hints =
+                    rd_realloc(batch->hints, sizeof(*batch->hints) *
+                                                 (size_t)batch->hint_size);
+        }
+        batch->hints[batch->hint_cnt++] = rkm;
+}
+
 static int rd_kafka_msgset_writer_write_msgq(rd_kafka_msgset_writer_t *msetw,
                                              rd_kafka_msgq_t *rkmq) {
         rd_kafka_toppar_t *rktp = msetw->msetw_rktp;
@@ -836,6 +856,17 @@ static int rd_kafka_msgset_writer_write_msgq(rd_kafka_msgset_writer_t *msetw,
         msetw->msetw_firstmsg.timestamp = rkm->rkm_timestamp;
 
         rd_kafka_msgbatch_set_first_msg(msetw->msetw_batch, rkm);
+
+        /* kpipe: see rd_kafka_msg_prefetch_hint(). Grown as the batch
+         * is: most batches end at batch.size long before msgcntmax. */
+        if (!msetw->msetw_batch->hints && msetw->msetw_msgcntmax > 0) {
+                msetw->msetw_batch->hint_size =
+                    RD_MIN(msetw->msetw_msgcntmax, 2048);
+                msetw->msetw_batch->hints =
+                    rd_malloc(sizeof(*msetw->msetw_batch->hints) *
+                              (size_t)msetw->msetw_batch->hint_size);
+                msetw->msetw_batch->hint_cnt = 0;
+        }
 
         /*
          * Write as many messages as possible until buffer is full
@@ -894,6 +925,9 @@ static int rd_kafka_msgset_writer_write_msgq(rd_kafka_msgset_writer_t *msetw,
                 /* Move message to buffer's queue */
                 rd_kafka_msgq_deq(rkmq, rkm, 1);
                 rd_kafka_msgq_enq(&msetw->msetw_batch->msgq, rkm);
+                /* kpipe: see rd_kafka_msg_prefetch_hint() */
+                rd_kafka_msgbatch_add_hint(msetw->msetw_batch, rkm,
+                                           msetw->msetw_msgcntmax);
 
                 msetw->msetw_messages_kvlen += rkm->rkm_len + rkm->rkm_key_len;
 

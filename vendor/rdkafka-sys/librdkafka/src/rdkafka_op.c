@@ -400,6 +400,8 @@ void rd_kafka_op_destroy(rd_kafka_op_t *rko) {
                         rd_kafka_topic_destroy0(rko->rko_u.dr.rkt);
                 if (rko->rko_u.dr.presult)
                         rd_kafka_Produce_result_destroy(rko->rko_u.dr.presult);
+                if (rko->rko_u.dr.hints) /* kpipe */
+                        rd_free(rko->rko_u.dr.hints);
                 break;
 
         case RD_KAFKA_OP_OFFSET_RESET:

@@ -4801,13 +4801,15 @@ static void rd_kafka_msgbatch_handle_Produce_result(
                 /* Set offset, timestamp and status for each message. */
                 rd_kafka_msgq_set_metadata(&batch->msgq, rkb->rkb_nodeid,
                                            presult->offset, presult->timestamp,
-                                           status);
+                                           status, batch->hints,
+                                           batch->hint_cnt);
 
                 /* Change error codes if necessary */
                 rd_kafka_msgbatch_handle_Produce_result_record_errors(presult,
                                                                       batch);
                 /* Enqueue messages for delivery report. */
-                rd_kafka_dr_msgq0(rktp->rktp_rkt, &batch->msgq, err, presult);
+                rd_kafka_dr_msgq1(rktp->rktp_rkt, &batch->msgq, err, presult,
+                                  batch);
         }
 
         if (rd_kafka_is_idempotent(rk) && last_inflight)
