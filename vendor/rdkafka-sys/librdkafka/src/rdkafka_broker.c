@@ -3043,7 +3043,7 @@ static void rd_kafka_broker_retry_bufs_move(rd_kafka_broker_t *rkb,
  * the message as they are popped off the OP_DR msgq in rd_kafka_poll() et.al
  */
 /* kpipe: \p batch, if any, hands its prefetch hints (see
- * rd_kafka_msg_prefetch_hint()) to the delivery report when \p rkmq is its
+ * rd_kafka_msg_prefetch_walk()) to the delivery report when \p rkmq is its
  * whole queue, as written. */
 void rd_kafka_dr_msgq1(rd_kafka_topic_t *rkt,
                        rd_kafka_msgq_t *rkmq,
@@ -3079,7 +3079,7 @@ void rd_kafka_dr_msgq1(rd_kafka_topic_t *rkt,
                             rd_kafka_Produce_result_copy(presult);
                 rd_kafka_msgq_init(&rko->rko_u.dr.msgq);
 
-                /* kpipe: see rd_kafka_msg_prefetch_hint() */
+                /* kpipe: see rd_kafka_msg_prefetch_walk() */
                 if (batch && batch->hints &&
                     batch->hint_cnt == rd_kafka_msgq_len(rkmq)) {
                         rko->rko_u.dr.hints    = batch->hints;

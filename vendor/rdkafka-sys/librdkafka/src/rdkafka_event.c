@@ -152,14 +152,10 @@ const rd_kafka_message_t *rd_kafka_event_message_next(rd_kafka_event_t *rkev) {
         if (unlikely(!(rkm = TAILQ_FIRST(&rkmq->rkmq_msgs))))
                 return NULL;
 
-        /* kpipe: see rd_kafka_msg_prefetch_hint(); without hints,
-         * rd_kafka_msg_prefetch_ahead(). */
-        if (rko->rko_type == RD_KAFKA_OP_DR && rko->rko_u.dr.hints)
-                rd_kafka_msg_prefetch_hint(rko->rko_u.dr.hints,
-                                           rko->rko_u.dr.hint_cnt,
-                                           rko->rko_u.dr.hint_next++);
-        else
-                rd_kafka_msg_prefetch_ahead(rkm, 0);
+        /* kpipe: see rd_kafka_msg_prefetch_walk(). Only a DR gets here. */
+        rd_kafka_msg_prefetch_walk(rkm, rko->rko_u.dr.hints,
+                                   rko->rko_u.dr.hint_cnt,
+                                   rko->rko_u.dr.hint_next++);
 
         rd_kafka_msgq_deq(rkmq, rkm, 1);
 

@@ -1005,12 +1005,8 @@ void rd_kafka_msgq_set_metadata(rd_kafka_msgq_t *rkmq,
         int i = 0;
 
         TAILQ_FOREACH(rkm, &rkmq->rkmq_msgs, rkm_link) {
-                /* kpipe: see rd_kafka_msg_prefetch_hint(); without hints,
-                 * rd_kafka_msg_prefetch_ahead(). */
-                if (hints)
-                        rd_kafka_msg_prefetch_hint(hints, hint_cnt, i++);
-                else
-                        rd_kafka_msg_prefetch_ahead(rkm, 0);
+                /* kpipe: see rd_kafka_msg_prefetch_walk(). */
+                rd_kafka_msg_prefetch_walk(rkm, hints, hint_cnt, i++);
                 rkm->rkm_broker_id = broker_id;
                 rkm->rkm_offset    = base_offset++;
                 if (timestamp != -1) {

@@ -351,15 +351,27 @@ static RD_INLINE RD_UNUSED void rd_kafka_msgq_purge(rd_kafka_t *rk,
 
 
 /**
+ * kpipe: a prefetch where the compiler has one, nothing elsewhere. The
+ * helpers below are always inlined: as calls, GCC takes them for pure
+ * functions and drops them. They are hints only and change no state.
+ */
+#if defined(__GNUC__)
+#define RD_KAFKA_MSG_PREFETCH(p) __builtin_prefetch(p)
+#define RD_KAFKA_MSG_PREFETCHER                                                \
+        static inline __attribute__((always_inline, unused))
+#else
+#define RD_KAFKA_MSG_PREFETCH(p) ((void)(p))
+#define RD_KAFKA_MSG_PREFETCHER static RD_INLINE RD_UNUSED
+#endif
+
+/**
  * kpipe: with many partitions a message waits in its queue long enough to
  * leave the CPU caches, and a loop over a queue then stalls on each message
  * in turn. Called on \p rkm in such a loop, this starts loading the message
  * after next, and with \p with_payload also the next one's payload and key,
- * while the caller works on \p rkm. A hint only: it changes no state.
- * Always inlined: as a call, GCC takes it for a pure function and drops it.
+ * while the caller works on \p rkm.
  */
-#if defined(__GNUC__)
-static inline __attribute__((always_inline, unused)) void
+RD_KAFKA_MSG_PREFETCHER void
 rd_kafka_msg_prefetch_ahead(const rd_kafka_msg_t *rkm, int with_payload) {
         const rd_kafka_msg_t *next = TAILQ_NEXT(rkm, rkm_link);
         const rd_kafka_msg_t *after;
@@ -370,26 +382,19 @@ rd_kafka_msg_prefetch_ahead(const rd_kafka_msg_t *rkm, int with_payload) {
         after = TAILQ_NEXT(next, rkm_link);
         if (after) {
                 for (i = 0; i < sizeof(*after); i += 64)
-                        __builtin_prefetch((const char *)after + i);
+                        RD_KAFKA_MSG_PREFETCH((const char *)after + i);
         }
         if (!with_payload)
                 return;
         for (i = 0; next->rkm_payload && i < next->rkm_len && i < 1024;
              i += 64)
-                __builtin_prefetch((const char *)next->rkm_payload + i);
+                RD_KAFKA_MSG_PREFETCH((const char *)next->rkm_payload + i);
         if (next->rkm_key)
-                __builtin_prefetch(next->rkm_key);
+                RD_KAFKA_MSG_PREFETCH(next->rkm_key);
 }
-#else
-static RD_INLINE RD_UNUSED void
-rd_kafka_msg_prefetch_ahead(const rd_kafka_msg_t *rkm, int with_payload) {
-        (void)rkm;
-        (void)with_payload;
-}
-#endif
 
 /**
- * kpipe: how many messages ahead rd_kafka_msg_prefetch_hint() loads.
+ * kpipe: how many messages ahead rd_kafka_msg_prefetch_walk() loads.
  */
 #define RD_KAFKA_MSG_HINT_AHEAD 8
 
@@ -397,36 +402,31 @@ rd_kafka_msg_prefetch_ahead(const rd_kafka_msg_t *rkm, int with_payload) {
  * kpipe: following a queue, a loop learns where the next message is only
  * once the current one has arrived, so rd_kafka_msg_prefetch_ahead() can
  * start one load at a time. The loops that run after a batch is written
- * (stamping it when acknowledged, the delivery report's iterator) walk the
- * messages in the order the writer recorded in the batch's \p hints; at
- * message \p i this starts loading message i + RD_KAFKA_MSG_HINT_AHEAD, so
- * that several loads are under way at once. An entry is never dereferenced:
- * a stale one would cost a wasted load and nothing else.
+ * (stamping it when acknowledged, the delivery report's iterator) have the
+ * messages in the order the writer recorded them in the batch's \p hints:
+ * at \p rkm, the \p i th message of the walk, this starts loading message
+ * i + RD_KAFKA_MSG_HINT_AHEAD, so that several loads are under way at once;
+ * without hints it falls back to rd_kafka_msg_prefetch_ahead(). An entry is
+ * never dereferenced: a stale one would cost a wasted load and nothing else.
  */
-#if defined(__GNUC__)
-static inline __attribute__((always_inline, unused)) void
-rd_kafka_msg_prefetch_hint(struct rd_kafka_msg_s *const *hints,
+RD_KAFKA_MSG_PREFETCHER void
+rd_kafka_msg_prefetch_walk(const rd_kafka_msg_t *rkm,
+                           struct rd_kafka_msg_s *const *hints,
                            int hint_cnt,
                            int i) {
         const char *ahead;
         size_t j;
 
-        if (!hints || i + RD_KAFKA_MSG_HINT_AHEAD >= hint_cnt)
+        if (!hints) {
+                rd_kafka_msg_prefetch_ahead(rkm, 0);
+                return;
+        }
+        if (i + RD_KAFKA_MSG_HINT_AHEAD >= hint_cnt)
                 return;
         ahead = (const char *)hints[i + RD_KAFKA_MSG_HINT_AHEAD];
         for (j = 0; j < sizeof(rd_kafka_msg_t); j += 64)
-                __builtin_prefetch(ahead + j);
+                RD_KAFKA_MSG_PREFETCH(ahead + j);
 }
-#else
-static RD_INLINE RD_UNUSED void
-rd_kafka_msg_prefetch_hint(struct rd_kafka_msg_s *const *hints,
-                           int hint_cnt,
-                           int i) {
-        (void)hints;
-        (void)hint_cnt;
-        (void)i;
-}
-#endif
 
 /**
  * Remove message from message queue

@@ -46,7 +46,7 @@ typedef struct rd_kafka_msgbatch_s {
                                     *   exact same messages in them. */
 
         /* kpipe: the batch's messages as written, for prefetching
-         * (see rd_kafka_msg_prefetch_hint()); owned by the batch until
+         * (see rd_kafka_msg_prefetch_walk()); owned by the batch until
          * handed to its delivery report. */
         struct rd_kafka_msg_s **hints;
         int hint_cnt;  /**< Entries in hints */

@@ -804,26 +804,20 @@ static size_t rd_kafka_msgset_writer_write_msg(rd_kafka_msgset_writer_t *msetw,
 }
 
 /**
- * @brief Write as many messages from the given message queue to
- *        the messageset.
- *
- *        May not write any messages.
- *
- * @returns 1 on success or 0 on error.
- */
-/**
  * kpipe: records \p rkm in \p batch's prefetch hints (see
- * rd_kafka_msg_prefetch_hint()), doubling them up to \p most entries.
+ * rd_kafka_msg_prefetch_walk()), which start at 2048 entries (or \p most,
+ * if fewer) and double up to \p most: most batches end at batch.size long
+ * before \p most, the writer's limit on messages.
  */
 static RD_INLINE void rd_kafka_msgbatch_add_hint(rd_kafka_msgbatch_t *batch,
                                                  rd_kafka_msg_t *rkm,
                                                  int most) {
-        if (unlikely(!batch->hints))
-                return;
         if (unlikely(batch->hint_cnt == batch->hint_size)) {
                 if (batch->hint_size >= most)
                         return;
-                batch->hint_size = RD_MIN(batch->hint_size * 2, most);
+                batch->hint_size = batch->hints
+                                       ? RD_MIN(batch->hint_size * 2, most)
+                                       : RD_MIN(2048, most);
                 batch->hints =
                     rd_realloc(batch->hints, sizeof(*batch->hints) *
                                                  (size_t)batch->hint_size);
@@ -831,6 +825,15 @@ static RD_INLINE void rd_kafka_msgbatch_add_hint(rd_kafka_msgbatch_t *batch,
         batch->hints[batch->hint_cnt++] = rkm;
 }
 
+
+/**
+ * @brief Write as many messages from the given message queue to
+ *        the messageset.
+ *
+ *        May not write any messages.
+ *
+ * @returns 1 on success or 0 on error.
+ */
 static int rd_kafka_msgset_writer_write_msgq(rd_kafka_msgset_writer_t *msetw,
                                              rd_kafka_msgq_t *rkmq) {
         rd_kafka_toppar_t *rktp = msetw->msetw_rktp;
@@ -856,17 +859,6 @@ static int rd_kafka_msgset_writer_write_msgq(rd_kafka_msgset_writer_t *msetw,
         msetw->msetw_firstmsg.timestamp = rkm->rkm_timestamp;
 
         rd_kafka_msgbatch_set_first_msg(msetw->msetw_batch, rkm);
-
-        /* kpipe: see rd_kafka_msg_prefetch_hint(). Grown as the batch
-         * is: most batches end at batch.size long before msgcntmax. */
-        if (!msetw->msetw_batch->hints && msetw->msetw_msgcntmax > 0) {
-                msetw->msetw_batch->hint_size =
-                    RD_MIN(msetw->msetw_msgcntmax, 2048);
-                msetw->msetw_batch->hints =
-                    rd_malloc(sizeof(*msetw->msetw_batch->hints) *
-                              (size_t)msetw->msetw_batch->hint_size);
-                msetw->msetw_batch->hint_cnt = 0;
-        }
 
         /*
          * Write as many messages as possible until buffer is full
@@ -925,7 +917,7 @@ static int rd_kafka_msgset_writer_write_msgq(rd_kafka_msgset_writer_t *msetw,
                 /* Move message to buffer's queue */
                 rd_kafka_msgq_deq(rkmq, rkm, 1);
                 rd_kafka_msgq_enq(&msetw->msetw_batch->msgq, rkm);
-                /* kpipe: see rd_kafka_msg_prefetch_hint() */
+                /* kpipe: see rd_kafka_msg_prefetch_walk() */
                 rd_kafka_msgbatch_add_hint(msetw->msetw_batch, rkm,
                                            msetw->msetw_msgcntmax);
 
