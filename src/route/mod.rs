@@ -299,7 +299,10 @@ impl Router {
         let mut invalid = None;
         match topic_template.render(text, &self.found, &mut self.topic_buf) {
             Some(m) => missing = Some(m.to_string()),
-            None => match self.check_topic(topic_template.as_static().is_none()) {
+            // A static topic passed topic::check in `new`; only a rendered one is checked per
+            // record.
+            None if topic_template.as_static().is_some() => self.topic_rendered = true,
+            None => match self.check_topic(true) {
                 Ok(()) => self.topic_rendered = true,
                 Err(why) => invalid = Some(why),
             },
