@@ -64,7 +64,7 @@ impl Router {
                 ))
             }
         }
-        if let Err(why) = self.check_topic(env.topic.is_some()) {
+        if let Err(why) = self.accept_topic(env.topic.is_some()) {
             return Err(Problem::InvalidTopic {
                 topic: self.topic_buf.clone(),
                 why,

@@ -319,3 +319,38 @@ fn topic_allow_restricts_topics_from_the_input() {
     )
     .is_err());
 }
+
+#[test]
+fn a_topic_from_the_input_is_accepted_once_and_a_refused_one_every_time() {
+    let mut r = router(
+        Format::Ndjson,
+        Rules {
+            topic_allow: Some(r"logs\.[a-z0-9]+"),
+            ..topic("logs.${PROGRAM}")
+        },
+    );
+    for _ in 0..2 {
+        r.route(br#"{"PROGRAM":"sshd"}"#).unwrap();
+        assert_eq!(r.record(br#"{"PROGRAM":"sshd"}"#).topic, "logs.sshd");
+        assert!(matches!(
+            r.route(br#"{"PROGRAM":"Cron"}"#),
+            Err(Problem::InvalidTopic {
+                why: "not allowed by --topic-allow",
+                ..
+            })
+        ));
+        assert!(matches!(
+            r.route(br#"{"PROGRAM":"a b"}"#),
+            Err(Problem::InvalidTopic { .. })
+        ));
+    }
+    // Topics without bound: the remembered ones are forgotten, and each is checked again.
+    for i in 0..MAX_ACCEPTED + 10 {
+        let rec = format!(r#"{{"PROGRAM":"p{i}"}}"#);
+        r.route(rec.as_bytes()).unwrap();
+        assert_eq!(r.record(rec.as_bytes()).topic, format!("logs.p{i}"));
+    }
+    assert!(r.accepted.len() <= MAX_ACCEPTED);
+    r.route(br#"{"PROGRAM":"sshd"}"#).unwrap();
+    assert!(r.route(br#"{"PROGRAM":"Cron"}"#).is_err());
+}
