@@ -27,9 +27,6 @@ use crate::wire::{HeaderBuf, Record};
 use fields::{FieldSet, Found};
 use template::Template;
 
-/// How many allowed topics `accept_topic` remembers before it starts over.
-const MAX_ACCEPTED: usize = 4096;
-
 /// The header that carries what was wrong with a record sent under fallback-to-string.
 pub const ERROR_HEADER: &str = "kpipe.error";
 
@@ -246,7 +243,7 @@ impl Router {
             return Err("not allowed by --topic-allow");
         }
         // A template can name topics without bound; forgetting them costs only a match again.
-        if self.accepted.len() >= MAX_ACCEPTED {
+        if self.accepted.len() >= topic::REMEMBERED {
             self.accepted.clear();
         }
         self.accepted.insert(self.topic_buf.as_str().into());

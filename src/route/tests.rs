@@ -345,12 +345,12 @@ fn a_topic_from_the_input_is_accepted_once_and_a_refused_one_every_time() {
         ));
     }
     // Topics without bound: the remembered ones are forgotten, and each is checked again.
-    for i in 0..MAX_ACCEPTED + 10 {
+    for i in 0..topic::REMEMBERED + 10 {
         let rec = format!(r#"{{"PROGRAM":"p{i}"}}"#);
         r.route(rec.as_bytes()).unwrap();
         assert_eq!(r.record(rec.as_bytes()).topic, format!("logs.p{i}"));
     }
-    assert!(r.accepted.len() <= MAX_ACCEPTED);
+    assert!(r.accepted.len() <= topic::REMEMBERED);
     r.route(br#"{"PROGRAM":"sshd"}"#).unwrap();
     assert!(r.route(br#"{"PROGRAM":"Cron"}"#).is_err());
 }

@@ -13,10 +13,6 @@ use rdkafka_sys::types::{RDKafka, RDKafkaTopic};
 
 use crate::wire::Record;
 
-/// More topics than this and the handles are dropped and made again as records need them:
-/// a template can name topics without bound.
-const MAX_TOPICS: usize = 4096;
-
 /// Topic handles by name, for one producer. Must be dropped before the producer.
 #[derive(Default)]
 pub struct Topics {
@@ -52,7 +48,7 @@ impl Topics {
         let rkt = match self.handles.get(topic) {
             Some(h) => h.0,
             None => {
-                if self.handles.len() >= MAX_TOPICS {
+                if self.handles.len() >= crate::wire::topic::REMEMBERED {
                     self.last = None;
                     self.handles.clear();
                 }

@@ -5,6 +5,10 @@
 /// The longest topic name Kafka accepts.
 pub const MAX_LEN: usize = 249;
 
+/// How many topic names a table kept per topic (the router's allowed topics, the sink's topic
+/// handles) holds before it starts over: a template can name topics without bound.
+pub const REMEMBERED: usize = 4096;
+
 /// Whether `topic` is a name Kafka accepts; if not, why.
 pub fn check(topic: &str) -> Result<(), &'static str> {
     if topic.is_empty() {
