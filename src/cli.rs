@@ -281,11 +281,13 @@ pub struct Cli {
     #[arg(long, long_help = crate::config::MEMORY_LIMIT, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
     pub max_buffered: u64,
 
-    /// Append records that fail permanently to FILE, as envelope lines with the reason.
+    /// Append records that fail permanently to FILE, as envelope lines with the reason
+    /// [default with --spool: DIR/dead-letter.ndjson].
     #[arg(long, value_name = "FILE")]
     pub dead_letter: Option<PathBuf>,
 
-    /// Keep what could not be delivered yet in DIR; the next run sends it first.
+    /// Keep what could not be delivered yet in DIR; the next run sends it first. What the
+    /// brokers refuse for good goes to DIR/dead-letter.ndjson, never sent again by itself.
     #[arg(long, value_name = "DIR")]
     pub spool: Option<PathBuf>,
 

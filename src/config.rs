@@ -9,7 +9,7 @@ use rdkafka::ClientConfig;
 use crate::cli::{Acks, Cli, Compression, Format, OnError};
 use crate::guarantee::Transactions;
 use crate::route::{self, Router};
-use crate::security::{Security, SECRET_KEYS};
+use crate::security::Security;
 use crate::units::unescape;
 
 /// librdkafka's default `message.max.bytes`, used when neither `-X` nor `--max-record-size` set one.
@@ -187,7 +187,7 @@ fn client_config(
     security: &Security,
 ) -> Result<ClientConfig> {
     for (key, _) in properties {
-        if SECRET_KEYS.contains(&key.as_str()) {
+        if crate::security::is_secret_key(key) {
             bail!("-X {key} would put a secret on the command line, where ps shows it: use --sasl-password-file, {} or a -F file", crate::security::PASSWORD_ENV);
         }
         if let Some((_, flag)) = OWNED_BY_FLAGS.iter().find(|(k, _)| k == key) {

@@ -11,6 +11,7 @@ pub mod input;
 pub mod journal;
 pub mod log;
 pub mod message;
+pub mod private;
 pub mod progress;
 pub mod reason;
 pub mod route;

@@ -8,8 +8,9 @@ const _: () = assert!(usize::BITS == 64);
 
 const PINNED: usize = 1;
 const HAS_TIMESTAMP: usize = 1 << 1;
-const FILE_SHIFT: u32 = 2;
-const FILE_BITS: u32 = 20;
+const ALONE: usize = 1 << 2;
+const FILE_SHIFT: u32 = 3;
+const FILE_BITS: u32 = 19;
 const TIMESTAMP_SHIFT: u32 = FILE_SHIFT + FILE_BITS;
 /// 42 bits of milliseconds reach the year 2109.
 const TIMESTAMP_MAX: i64 = (1 << (usize::BITS - TIMESTAMP_SHIFT)) - 1;
@@ -17,7 +18,8 @@ const TIMESTAMP_MAX: i64 = (1 << (usize::BITS - TIMESTAMP_SHIFT)) - 1;
 /// Where a record came from, carried through librdkafka as the delivery opaque.
 ///
 /// Bit 0: the partition was pinned (so a dead-letter line keeps it). Bit 1: a timestamp
-/// follows. Bits 2–21: the spool file it was replayed from (1-based), 0 for standard input.
+/// follows. Bit 2: sent again alone, after its batch was refused (see `sink::retry`).
+/// Bits 3–21: the spool file it was replayed from (1-based), 0 for standard input.
 /// Bits 22–63: the record's own timestamp in milliseconds since the epoch, when it had one
 /// (a timestamp before 1970 or after 2109 is not carried).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -29,20 +31,36 @@ impl Origin {
         Origin(pinned as usize)
     }
 
-    /// A record replayed from spool file number `file` (1-based; at most 2^20 - 1 per run).
+    /// A record replayed from spool file number `file` (1-based; at most 2^19 - 1 per run).
     pub fn spool(file: usize, pinned: bool) -> Origin {
         let file = file.min((1 << FILE_BITS) - 1);
         Origin(file << FILE_SHIFT | pinned as usize)
     }
 
+    /// Whether a record timestamp (ms) can travel in an origin: from 1970 to 2109. Kafka refuses
+    /// times before 1970, and no topic takes one that far ahead unless told to.
+    pub fn carries(timestamp: i64) -> bool {
+        (0..=TIMESTAMP_MAX).contains(&timestamp)
+    }
+
     /// The same origin, carrying the record's own timestamp.
     pub fn with_timestamp(self, timestamp: Option<i64>) -> Origin {
         match timestamp {
-            Some(ts) if (0..=TIMESTAMP_MAX).contains(&ts) => {
+            Some(ts) if Origin::carries(ts) => {
                 Origin(self.0 | HAS_TIMESTAMP | (ts as usize) << TIMESTAMP_SHIFT)
             }
             _ => self,
         }
+    }
+
+    /// The same origin, marked as sent alone: a refusal is then the record's own.
+    pub fn alone(self) -> Origin {
+        Origin(self.0 | ALONE)
+    }
+
+    /// Whether the record was sent alone after its batch was refused.
+    pub fn is_alone(self) -> bool {
+        self.0 & ALONE != 0
     }
 
     /// Whether the partition was chosen by the user rather than the partitioner.
@@ -71,8 +89,12 @@ mod tests {
     #[test]
     fn every_part_comes_back() {
         let o = Origin::spool(7, true).with_timestamp(Some(1_795_597_200_500));
-        assert!(o.pinned());
+        assert!(o.pinned() && !o.is_alone());
         assert_eq!(o.spool_file(), Some(7));
+        let a = o.alone();
+        assert!(a.is_alone() && a.pinned());
+        assert_eq!(a.spool_file(), Some(7));
+        assert_eq!(a.timestamp(), Some(1_795_597_200_500));
         assert_eq!(o.timestamp(), Some(1_795_597_200_500));
         let o = Origin::stdin(false);
         assert!(!o.pinned());

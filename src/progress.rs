@@ -1,7 +1,7 @@
 //! The live progress line, shown only when stderr is a terminal.
 
 use std::io::IsTerminal;
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -11,15 +11,13 @@ pub struct Progress {
     bar: Option<ProgressBar>,
 }
 
-/// The size of standard input when it is a regular file, for a total and an ETA.
+/// The size of standard input when it is a regular file, for a total and an ETA. Asked of the
+/// open descriptor itself: opening the input again would block on a FIFO with no writer.
 fn stdin_size() -> Option<u64> {
-    let meta = std::fs::File::options()
-        .read(true)
-        .open(format!("/proc/self/fd/{}", std::io::stdin().as_raw_fd()))
-        .ok()?
-        .metadata()
-        .ok()?;
-    meta.is_file().then_some(meta.len())
+    let stat = rustix::fs::fstat(std::io::stdin().as_fd()).ok()?;
+    let is_file =
+        rustix::fs::FileType::from_raw_mode(stat.st_mode) == rustix::fs::FileType::RegularFile;
+    is_file.then_some(stat.st_size as u64)
 }
 
 impl Progress {

@@ -38,6 +38,8 @@ pub enum Problem {
     MissingField(String),
     /// `--timestamp-field` is absent or not a time.
     BadTimestamp,
+    /// The record's own timestamp (ms) is before 1970 or after 2109: no broker takes it.
+    TimestampOutOfRange(i64),
     /// An envelope line that does not say what to send, with what is wrong.
     Envelope(String),
     /// The record's topic is not a name Kafka accepts.
@@ -51,6 +53,10 @@ impl fmt::Display for Problem {
             Problem::InvalidJson(e) => write!(f, "invalid JSON: {e}"),
             Problem::MissingField(name) => write!(f, "missing field `{name}`"),
             Problem::BadTimestamp => f.write_str("the timestamp field is missing or not a time"),
+            Problem::TimestampOutOfRange(ts) => write!(
+                f,
+                "timestamp {ts} is outside 1970 to 2109, which no broker takes by default"
+            ),
             Problem::Envelope(e) => f.write_str(e),
             Problem::InvalidTopic { topic, why } => {
                 write!(f, "invalid topic {topic:?}: {why}")
@@ -88,6 +94,8 @@ pub enum Reason {
     Fatal(String),
     /// The `--atomic` transaction the record belonged to was aborted.
     Aborted(String),
+    /// `--dry-run` could not write the record out.
+    Output(String),
     /// A spool file line that is not an envelope (a truncated write, or not kpipe's).
     CorruptSpool {
         file: String,
@@ -105,7 +113,9 @@ impl Reason {
             | Reason::TooLarge { .. }
             | Reason::CorruptSpool { .. } => Kind::Permanent,
             Reason::Kafka { code, .. } => classify(*code),
-            Reason::Stopped | Reason::Fatal(_) | Reason::Aborted(_) => Kind::Passing,
+            Reason::Stopped | Reason::Fatal(_) | Reason::Aborted(_) | Reason::Output(_) => {
+                Kind::Passing
+            }
         }
     }
 
@@ -154,6 +164,7 @@ impl fmt::Display for Reason {
             Reason::Stopped => f.write_str("kpipe stopped before the record could be queued"),
             Reason::Fatal(text) => write!(f, "the producer hit a fatal error: {text}"),
             Reason::Aborted(why) => write!(f, "its transaction was aborted: {why}"),
+            Reason::Output(why) => f.write_str(why),
             Reason::CorruptSpool {
                 file,
                 line,

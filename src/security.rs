@@ -19,6 +19,13 @@ pub const SECRET_KEYS: &[&str] = &[
     "sasl.oauthbearer.client.secret",
 ];
 
+/// Whether the value of property `key` is (or, misspelt, may be meant as) a secret: a known
+/// secret key, or one whose name speaks of a password or secret.
+pub fn is_secret_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    SECRET_KEYS.contains(&k.as_str()) || ["pass", "pasw", "secret"].iter().any(|w| k.contains(w))
+}
+
 /// The environment variable that may hold the SASL password.
 pub const PASSWORD_ENV: &str = "KPIPE_SASL_PASSWORD";
 
@@ -57,7 +64,7 @@ impl Security {
         let secrets = file
             .iter()
             .chain(&flags)
-            .filter(|(k, _)| SECRET_KEYS.contains(&k.as_str()))
+            .filter(|(k, _)| is_secret_key(k))
             .map(|(_, v)| v.clone())
             .filter(|v| !v.is_empty())
             .collect();
@@ -172,7 +179,7 @@ pub fn read_properties_file(path: &Path) -> Result<Vec<(String, String)>> {
         .with_context(|| format!("reading the -F file {}", path.display()))?;
     let props = parse_properties_text(&text)
         .map_err(|e| anyhow::anyhow!("the -F file {}: {e}", path.display()))?;
-    if props.iter().any(|(k, _)| SECRET_KEYS.contains(&k.as_str())) {
+    if props.iter().any(|(k, _)| is_secret_key(k)) {
         check_private(path, "the -F file")?;
     }
     Ok(props)
@@ -224,6 +231,23 @@ mod tests {
         );
         let e = parse_properties_text("ok=1\nhunter2\n").unwrap_err();
         assert_eq!(e, "line 2: expected key=value");
+    }
+
+    #[test]
+    fn misspelt_secret_keys_are_secrets_too() {
+        for k in [
+            "sasl.password",
+            "sasl.pasword",
+            "SASL.PASSWD",
+            "ssl.key.pem",
+            "sasl.oauthbearer.client.secret",
+            "my.secret",
+        ] {
+            assert!(is_secret_key(k), "{k}");
+        }
+        for k in ["sasl.username", "ssl.ca.location", "linger.ms"] {
+            assert!(!is_secret_key(k), "{k}");
+        }
     }
 
     #[test]

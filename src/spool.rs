@@ -12,6 +12,10 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 
 use anyhow::{bail, Context, Result};
 
+/// The dead-letter file of a run with `--spool` and no `--dead-letter`: not a `.spool` file,
+/// so never sent again by itself.
+pub const DEAD_LETTER: &str = "dead-letter.ndjson";
+
 /// Open flag: never through a symlink someone planted in the spool.
 pub const NOFOLLOW: i32 = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
 

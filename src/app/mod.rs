@@ -95,8 +95,10 @@ impl App {
             if let Some(at) = self.tick() {
                 self.rewind(at, &mut input, &mut framer);
             }
-            let in_flight = self.out.sink.in_flight();
+            let hold = self.out.resend();
+            let in_flight = self.out.outstanding();
             match self.out.life.phase(Instant::now(), in_flight) {
+                Phase::Reading | Phase::Grace if hold => self.out.sink.wait(DRAIN_SLICE),
                 Phase::Reading | Phase::Grace => self.read(&mut input, framer.as_mut()),
                 Phase::Sweep => self.sweep(&mut input, framer.as_mut()),
                 Phase::Close => self.close_input(&mut input, framer.as_mut()),
@@ -250,6 +252,22 @@ impl App {
                 let origin = Origin::stdin(rec.partition.is_some()).with_timestamp(rec.timestamp);
                 txn::send(&mut self.txn, &mut self.out, &rec, origin);
             }
+            Decision::Restamp(reason) => {
+                if !again {
+                    bump(&self.out.ledger.counters.malformed_sent);
+                }
+                let text = reason.to_string();
+                let rec = self.router.record(bytes);
+                let mut headers = rec.headers.clone();
+                headers.push((crate::route::ERROR_HEADER, Some(text.as_bytes())));
+                let rec = Record {
+                    headers,
+                    timestamp: None,
+                    ..rec
+                };
+                let origin = Origin::stdin(rec.partition.is_some());
+                txn::send(&mut self.txn, &mut self.out, &rec, origin);
+            }
             Decision::SendAsString(reason) => {
                 if !again {
                     bump(&self.out.ledger.counters.malformed_sent);
@@ -322,6 +340,7 @@ impl App {
     /// Fails what is still out (each record goes to the spool, dead-letter file or lost count)
     /// and waits, bounded, for the reports that say so.
     fn purge(&mut self) {
+        self.out.abandon_retries();
         self.out.sink.purge();
         for _ in 0..PURGE_SLICES {
             self.out.sink.wait(DRAIN_SLICE);
@@ -340,6 +359,9 @@ impl App {
         self.sync();
         if let Err(e) = self.out.ledger.close() {
             self.io_error.get_or_insert_with(|| format!("{e:#}"));
+        }
+        if let Some(e) = self.out.sink.output_error() {
+            self.io_error.get_or_insert_with(|| e.to_string());
         }
         let in_flight = self.out.sink.in_flight();
         self.out.reports.write_stats(&self.out.ledger, in_flight);

@@ -33,6 +33,8 @@ pub struct Outbox {
     pub refused: Option<Refused>,
     /// Records that cannot be taken stay in the transaction's log, not the spool.
     pub transactional: bool,
+    /// A record refused with its batch is out alone: nothing else may be sent until it settles.
+    isolating: bool,
 }
 
 impl Outbox {
@@ -55,6 +57,59 @@ impl Outbox {
             fatal: None,
             refused: None,
             transactional: false,
+            isolating: false,
+        }
+    }
+
+    /// Records handed over but not settled, with those waiting to be sent again.
+    pub fn outstanding(&mut self) -> i64 {
+        let parked = self.sink.kafka().map_or(0, |k| k.retries().len());
+        self.sink.in_flight() + parked as i64
+    }
+
+    /// Gives records refused with their batch their second chance (`sink::retry`): those
+    /// refused for another record go with the next ones; the others go one at a time, each
+    /// alone in flight, so that a refusal it meets is its own. Returns whether the input must
+    /// wait meanwhile.
+    pub fn resend(&mut self) -> bool {
+        let in_flight = self.sink.in_flight();
+        if self.isolating && in_flight > 0 {
+            return true;
+        }
+        self.isolating = false;
+        let Some(k) = self.sink.kafka() else {
+            return false;
+        };
+        let again = std::mem::take(&mut k.retries().again);
+        let waiting = !k.retries().alone.is_empty();
+        let next = match waiting && again.is_empty() && in_flight == 0 {
+            true => k.retries().alone.pop_front(),
+            false => None,
+        };
+        for p in &again {
+            self.send(&p.record(), p.origin);
+        }
+        if let Some(p) = next {
+            self.isolating = self.send(&p.record(), p.origin.alone());
+        }
+        waiting
+    }
+
+    /// Fails the records still waiting to be sent again, as stopped: they go to the spool or
+    /// dead-letter file like any record not delivered.
+    pub fn abandon_retries(&mut self) {
+        let Some(k) = self.sink.kafka() else {
+            return;
+        };
+        let parked: Vec<_> = {
+            let mut r = k.retries();
+            let mut all = std::mem::take(&mut r.again);
+            all.extend(r.alone.drain(..));
+            all
+        };
+        for p in &parked {
+            self.ledger
+                .failed(p.origin, &p.record(), &Reason::Stopped, false);
         }
     }
 

@@ -1,12 +1,9 @@
 //! Building a run from its settings: signals, the ledger and its files, the sink, reports.
 
-use std::fs::File;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
-
-use anyhow::Context;
 
 use super::lifecycle::Lifecycle;
 use super::outbox::Outbox;
@@ -19,6 +16,7 @@ use crate::config::Settings;
 use crate::exit::Status;
 use crate::failed::Ledger;
 use crate::guarantee::Mode;
+use crate::private::NotPrivate;
 use crate::route::Router;
 use crate::say;
 use crate::signals::Signals;
@@ -32,6 +30,15 @@ fn setup(status: Status) -> impl FnOnce(anyhow::Error) -> Setup {
     move |e| Setup(status, e)
 }
 
+/// A file that could not be opened: 73 when kpipe refused it (another user could steer it),
+/// else 74.
+fn open_failed(e: anyhow::Error) -> Setup {
+    match e.downcast_ref::<NotPrivate>() {
+        Some(_) => Setup(Status::CantCreat, e),
+        None => Setup(Status::IoErr, e),
+    }
+}
+
 impl App {
     pub(super) fn new(s: Settings, router: Router) -> Result<App, Setup> {
         let signals = Signals::install().map_err(setup(Status::Software))?;
@@ -43,6 +50,12 @@ impl App {
         if let Some(dir) = &spool_dir {
             crate::spool::prepare_dir(dir).map_err(setup(Status::CantCreat))?;
         }
+        // With a spool nothing may be lost: what the brokers refuse for good is kept beside it.
+        let dead_letter = dead_letter.or_else(|| {
+            spool_dir
+                .as_ref()
+                .map(|d| d.join(crate::spool::DEAD_LETTER))
+        });
         let txn = match &s.transactions {
             Some(t) if !s.dry_run => Some(
                 Txn::new(t.clone(), spool_dir.as_deref(), dead_letter.as_deref())
@@ -56,8 +69,7 @@ impl App {
             spool_dir = None;
         }
         let ledger = Arc::new(
-            Ledger::new(dead_letter.as_deref(), spool_dir.as_deref())
-                .map_err(setup(Status::IoErr))?,
+            Ledger::new(dead_letter.as_deref(), spool_dir.as_deref()).map_err(open_failed)?,
         );
         let spool = spool_dir
             .as_deref()
@@ -79,13 +91,8 @@ impl App {
             None => None,
             Some("-") => Some(Box::new(std::io::stderr())),
             Some(path) => Some(Box::new(
-                File::options()
-                    .create(true)
-                    .append(true)
-                    .mode(0o600)
-                    .open(path)
-                    .with_context(|| format!("opening the --stats file {path}"))
-                    .map_err(setup(Status::IoErr))?,
+                crate::private::open_append(Path::new(path), "the --stats file")
+                    .map_err(open_failed)?,
             )),
         };
         let replay_router =

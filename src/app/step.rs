@@ -4,6 +4,7 @@
 
 use crate::cli::{Format, OnError};
 use crate::input::Piece;
+use crate::message::Origin;
 use crate::reason::{Position, Problem, Reason};
 use crate::route::Router;
 
@@ -22,6 +23,8 @@ pub trait Route {
     fn route(&mut self, rec: &[u8]) -> Result<(), Problem>;
     /// Forgets the last record, for input that never reached `route`.
     fn forget(&mut self);
+    /// The timestamp of the record `route` worked out, if it has its own.
+    fn timestamp(&self) -> Option<i64>;
     /// Whether fallback-to-string has a topic for the record last seen.
     fn can_fall_back(&self) -> bool;
 }
@@ -32,6 +35,9 @@ impl Route for Router {
     }
     fn forget(&mut self) {
         Router::forget(self);
+    }
+    fn timestamp(&self) -> Option<i64> {
+        Router::timestamp(self)
     }
     fn can_fall_back(&self) -> bool {
         Router::can_fall_back(self)
@@ -47,6 +53,9 @@ pub enum Decision {
     Send,
     /// Malformed: send its raw bytes, with the reason in a `kpipe.error` header.
     SendAsString(Reason),
+    /// Its timestamp is one no broker takes: send it with the time it was read instead, with
+    /// the reason (naming the original) in a `kpipe.error` header.
+    Restamp(Reason),
     /// Cannot be sent at all: to the dead-letter file, or counted as not delivered.
     Fail(Reason),
     /// Malformed, and dropped as `--on-error` asks.
@@ -64,9 +73,10 @@ impl Decision {
         match self {
             Decision::Skip | Decision::Send | Decision::Stop(_) => None,
             Decision::Fail(r @ Reason::TooLarge { .. }) => Some(r),
-            Decision::SendAsString(r) | Decision::Fail(r) | Decision::Drop(r) => {
-                policy.on_error.reports().then_some(r)
-            }
+            Decision::SendAsString(r)
+            | Decision::Restamp(r)
+            | Decision::Fail(r)
+            | Decision::Drop(r) => policy.on_error.reports().then_some(r),
         }
     }
 
@@ -75,7 +85,10 @@ impl Decision {
         match self {
             Decision::Skip | Decision::Send => false,
             Decision::Fail(r) => !matches!(r, Reason::TooLarge { .. }),
-            Decision::SendAsString(_) | Decision::Drop(_) | Decision::Stop(_) => true,
+            Decision::SendAsString(_)
+            | Decision::Restamp(_)
+            | Decision::Drop(_)
+            | Decision::Stop(_) => true,
         }
     }
 }
@@ -120,7 +133,10 @@ pub fn decide(
             p
         }
         None => match router.route(bytes) {
-            Ok(()) => return Decision::Send,
+            Ok(()) => match router.timestamp().filter(|&ts| !Origin::carries(ts)) {
+                None => return Decision::Send,
+                Some(ts) => Problem::TimestampOutOfRange(ts),
+            },
             Err(p) => p,
         },
     };
@@ -138,6 +154,11 @@ pub fn decide(
         hint: first_malformed && looks_like_text(policy.format, bytes),
     };
     match policy.on_error {
+        OnError::FallbackToString | OnError::SilentlyFallbackToString
+            if matches!(problem_of(&reason), Some(Problem::TimestampOutOfRange(_))) =>
+        {
+            Decision::Restamp(reason)
+        }
         OnError::FallbackToString | OnError::SilentlyFallbackToString => {
             if router.can_fall_back() {
                 Decision::SendAsString(reason)
@@ -149,6 +170,13 @@ pub fn decide(
         }
         OnError::DropMessage | OnError::SilentlyDropMessage => Decision::Drop(reason),
         OnError::Exit => Decision::Stop(reason),
+    }
+}
+
+fn problem_of(reason: &Reason) -> Option<&Problem> {
+    match reason {
+        Reason::Malformed { problem, .. } => Some(problem),
+        _ => None,
     }
 }
 

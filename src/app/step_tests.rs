@@ -4,6 +4,7 @@ use super::*;
 /// A router that answers as told.
 struct Fake {
     answer: Result<(), Problem>,
+    timestamp: Option<i64>,
     fallback: bool,
     routed: usize,
     forgotten: usize,
@@ -13,6 +14,7 @@ impl Fake {
     fn ok() -> Fake {
         Fake {
             answer: Ok(()),
+            timestamp: None,
             fallback: true,
             routed: 0,
             forgotten: 0,
@@ -21,6 +23,7 @@ impl Fake {
     fn failing(p: Problem, fallback: bool) -> Fake {
         Fake {
             answer: Err(p),
+            timestamp: None,
             fallback,
             routed: 0,
             forgotten: 0,
@@ -38,6 +41,9 @@ impl Route for Fake {
     }
     fn can_fall_back(&self) -> bool {
         self.fallback
+    }
+    fn timestamp(&self) -> Option<i64> {
+        self.timestamp
     }
 }
 
@@ -329,4 +335,45 @@ fn a_record_cut_at_the_limit_fails_marked_as_cut_and_its_tail_is_skipped() {
         &mut r,
     );
     assert_eq!(d, Decision::Skip);
+}
+
+#[test]
+fn a_timestamp_no_broker_takes_is_restamped_under_fallback_and_refused_otherwise() {
+    let year_2999 = 32_503_680_000_000;
+    for ts in [year_2999, -5] {
+        let bad = malformed(Problem::TimestampOutOfRange(ts), false);
+        let mut r = Fake {
+            timestamp: Some(ts),
+            ..Fake::ok()
+        };
+        let decide_with = |on_error, r: &mut Fake| {
+            decide(Piece::Record(4), b"{}\n", AT, false, &policy(on_error), r)
+        };
+        assert_eq!(
+            decide_with(OnError::FallbackToString, &mut r),
+            Decision::Restamp(bad.clone())
+        );
+        assert_eq!(
+            decide_with(OnError::DropMessage, &mut r),
+            Decision::Drop(bad.clone())
+        );
+        assert_eq!(
+            decide_with(OnError::Exit, &mut r),
+            Decision::Stop(bad.clone())
+        );
+        assert!(bad.to_string().contains(&ts.to_string()));
+    }
+    let mut r = Fake {
+        timestamp: Some(1_795_651_200_000),
+        ..Fake::ok()
+    };
+    let d = decide(
+        Piece::Record(4),
+        b"{}\n",
+        AT,
+        false,
+        &policy(OnError::Exit),
+        &mut r,
+    );
+    assert_eq!(d, Decision::Send);
 }

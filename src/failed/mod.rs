@@ -146,6 +146,16 @@ impl Ledger {
         o.line = line;
     }
 
+    /// A record that no file can take and that cannot be sent again (`--dry-run`'s failed
+    /// stdout): counted as lost, with its reason.
+    pub fn unwritten(&self, reason: &Reason) {
+        bump(&self.counters.lost);
+        let mut o = self.outlets();
+        if o.last_error.as_ref() != Some(reason) {
+            o.last_error = Some(reason.clone());
+        }
+    }
+
     /// A spool line that is not an envelope: to the dead-letter file, else beside its spool
     /// file as `NAME.bad`; counted either way, and the spool file stays if neither takes it.
     pub fn set_aside(&self, file: usize, path: &Path, line: &[u8], reason: &Reason) {

@@ -41,14 +41,10 @@ pub struct EnvelopeFile {
 }
 
 impl EnvelopeFile {
-    /// Opens `path` for appending, creating it (mode 600).
+    /// Opens `path` for appending, creating it (mode 600); refuses a file another user could
+    /// steer or read (`private::open_append`).
     pub fn append(path: &Path) -> Result<EnvelopeFile> {
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(path)
-            .with_context(|| format!("opening {} for appending", path.display()))?;
+        let file = crate::private::open_append(path, "the dead-letter file")?;
         EnvelopeFile::with(path, file)
     }
 

@@ -250,6 +250,11 @@ impl Router {
         Ok(())
     }
 
+    /// The timestamp of the record `route` last worked out, if it has its own.
+    pub fn timestamp(&self) -> Option<i64> {
+        self.routed.timestamp
+    }
+
     /// Forgets the last record's rendered topic, for input that never reached `route`.
     pub fn forget(&mut self) {
         self.topic_rendered = false;

@@ -16,6 +16,7 @@ use rdkafka::producer::{BaseProducer, Producer, ProducerContext, PurgeConfig};
 use rdkafka::statistics::Statistics;
 
 use super::produce::{produce, Topics};
+use super::retry::{self, Chance, Parked, Retries};
 use super::room::Room;
 use super::txn_reports::TxnReports;
 use super::wakeup::Wakeup;
@@ -45,6 +46,12 @@ pub struct Context {
     pub(super) txn: Option<TxnReports>,
     /// Delivery reports served, of every record (for `Room`).
     reported: AtomicU64,
+    /// `--on-error` falls back to strings: a refused timestamp is replaced, not failed.
+    restamp: bool,
+    /// Records refused with their batch, waiting to be sent again.
+    retries: Mutex<Retries>,
+    /// Whether a replaced timestamp was reported yet (once a run).
+    restamp_said: std::sync::atomic::AtomicBool,
 }
 
 /// The delivery opaque of kpipe's own records (log positions), which are not input records.
@@ -107,18 +114,88 @@ impl Context {
         let status = unsafe { rdkafka_sys::rd_kafka_message_status(msg.ptr()) };
         let in_doubt =
             status == rdkafka_sys::rd_kafka_msg_status_t::RD_KAFKA_MSG_STATUS_POSSIBLY_PERSISTED;
-        let rec = Record {
-            topic: msg.topic(),
-            partition: origin.pinned().then(|| msg.partition()),
-            key: msg.key(),
-            value: msg.payload(),
-            headers: header_list(msg.headers()),
-            // librdkafka gives a failed message no timestamp; the record's own travelled along.
-            timestamp: origin.timestamp().or_else(|| msg.timestamp().to_millis()),
-        };
-        self.ledger
-            .failed(origin, &rec, &self.reason(e, rec.topic), in_doubt);
+        let rec = failed_record(msg, origin);
+        let mut reason = self.reason(e, rec.topic);
+        if let (Reason::Kafka { text, .. }, Some(words)) = (&mut reason, broker_words(msg)) {
+            if !text.contains(&words) {
+                text.push_str(": ");
+                text.push_str(&words);
+            }
+        }
+        self.ledger.failed(origin, &rec, &reason, in_doubt);
     }
+
+    /// Takes a failed delivery report: a record refused with its batch waits for its second
+    /// chance, any other has failed.
+    fn undelivered(&self, msg: &BorrowedMessage, origin: Origin, e: &KafkaError) {
+        let words = broker_words(msg).unwrap_or_default();
+        let code = e.rdkafka_error_code();
+        let chance = retry::chance(code, &words, origin.is_alone(), self.restamp);
+        if chance == Chance::None {
+            return self.record_failure(msg, origin, e);
+        }
+        let mut parked = Parked::of(&failed_record(msg, origin), origin);
+        if chance == Chance::Restamp {
+            parked.restamp(crate::failed::now_ms(), &words);
+            if !self.quiet && !self.restamp_said.swap(true, Relaxed) {
+                say!(
+                    "kpipe: topic {}: the broker refused a record's timestamp ({}); such records are sent with the time kpipe read them and a kpipe.error header naming the original",
+                    parked.topic,
+                    redact(&words, &self.secrets)
+                );
+            }
+        }
+        let mut retries = self.retries.lock().unwrap_or_else(|p| p.into_inner());
+        match chance {
+            Chance::Alone => retries.alone.push_back(parked),
+            _ => retries.again.push(parked),
+        }
+    }
+}
+
+/// The message for a configuration librdkafka refused. The property's value is never in it:
+/// a misspelt secret key (`sasl.pasword`) is not known to be a secret.
+fn config_refused(e: &KafkaError, secrets: &[String]) -> anyhow::Error {
+    let KafkaError::ClientConfig(_, desc, key, _value) = e else {
+        return anyhow!(
+            "the producer refused its configuration: {}",
+            redact(&e.to_string(), secrets)
+        );
+    };
+    let desc = redact(desc, secrets);
+    if desc.contains("No such configuration property") {
+        anyhow!(
+            "{desc}; check the spelling of {key} (-X or -F) against librdkafka's CONFIGURATION.md"
+        )
+    } else {
+        anyhow!("the producer refused the property {key}: {desc}")
+    }
+}
+
+/// A failed message as a record: the partition only if it was pinned, and the record's own
+/// timestamp (librdkafka gives a failed message none; it travelled in the origin).
+fn failed_record<'a>(msg: &'a BorrowedMessage<'a>, origin: Origin) -> Record<'a> {
+    Record {
+        topic: msg.topic(),
+        partition: origin.pinned().then(|| msg.partition()),
+        key: msg.key(),
+        value: msg.payload(),
+        headers: header_list(msg.headers()),
+        timestamp: origin.timestamp().or_else(|| msg.timestamp().to_millis()),
+    }
+}
+
+/// What the broker said about this record, when it said more than its error code.
+fn broker_words(msg: &BorrowedMessage) -> Option<String> {
+    // SAFETY: msg is live for the delivery callback; the string, if any, is owned by the
+    // message or static, and copied before the callback returns.
+    let ptr = unsafe { rdkafka_sys::rd_kafka_message_produce_errstr(msg.ptr()) };
+    if ptr.is_null() {
+        return None;
+    }
+    // SAFETY: a non-NULL errstr is a NUL-terminated C string.
+    let text = unsafe { std::ffi::CStr::from_ptr(ptr) };
+    Some(text.to_string_lossy().into_owned()).filter(|t| !t.is_empty())
 }
 
 impl ClientContext for Context {
@@ -186,7 +263,7 @@ impl ProducerContext for Context {
         let origin = Origin(opaque);
         match result {
             Ok(_) => self.ledger.delivered(origin),
-            Err((e, msg)) => self.record_failure(msg, origin, e),
+            Err((e, msg)) => self.undelivered(msg, origin, e),
         }
     }
 }
@@ -231,16 +308,14 @@ impl KafkaSink {
                 .as_ref()
                 .map(|t| TxnReports::new(t.mode == crate::guarantee::Mode::Atomic)),
             reported: AtomicU64::new(0),
+            restamp: s.on_error.sends(),
+            retries: Mutex::new(Retries::default()),
+            restamp_said: Default::default(),
         };
-        let producer: BaseProducer<Context> =
-            s.client.create_with_context(context).map_err(|e| {
-                let text = redact(&e.to_string(), secrets);
-                if text.contains("No such configuration property") {
-                    anyhow!("{text}; check the -X spelling against librdkafka's CONFIGURATION.md")
-                } else {
-                    anyhow!("the producer refused its configuration: {text}")
-                }
-            })?;
+        let producer: BaseProducer<Context> = s
+            .client
+            .create_with_context(context)
+            .map_err(|e| config_refused(&e, secrets))?;
         let wakeup = Wakeup::new(producer.client().native_ptr())?;
         Ok(KafkaSink {
             wakeup,
@@ -350,6 +425,12 @@ impl KafkaSink {
                 .client()
                 .fetch_metadata(Some(topic), Duration::from_millis(50));
         }
+    }
+
+    /// Records refused with their batch and waiting to be sent again.
+    pub fn retries(&self) -> std::sync::MutexGuard<'_, Retries> {
+        let cx = self.producer.context();
+        cx.retries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The TLS or SASL refusal the brokers answered with, if any.

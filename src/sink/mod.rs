@@ -5,6 +5,7 @@ mod features;
 mod kafka;
 mod offsets;
 mod produce;
+pub mod retry;
 pub mod room;
 mod txn;
 mod txn_reports;
@@ -87,6 +88,14 @@ impl Sink {
         match self {
             Sink::Kafka(k) => k.fatal_error(),
             Sink::DryRun(_) => None,
+        }
+    }
+
+    /// Why `--dry-run`'s standard output failed, if it did.
+    pub fn output_error(&self) -> Option<&str> {
+        match self {
+            Sink::Kafka(_) => None,
+            Sink::DryRun(d) => d.error(),
         }
     }
 

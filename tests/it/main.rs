@@ -8,6 +8,7 @@ mod failure_paths;
 mod faults;
 mod forwarding;
 mod framing;
+mod poison;
 mod random_runs;
 mod rsyslog;
 mod security;
