@@ -96,6 +96,19 @@ impl Journal {
         Ok(())
     }
 
+    /// Cuts the log back to `at` (a record boundary), so that a record only partly logged is
+    /// not read back as one; within the last segment only (a record does not outgrow it).
+    pub fn truncate(&mut self, at: u64) -> Result<()> {
+        if at >= self.end || at < self.last_start() {
+            return Ok(());
+        }
+        self.file
+            .set_len(at - self.last_start())
+            .with_context(|| format!("cutting the log in {}", self.dir.display()))?;
+        self.end = at;
+        Ok(())
+    }
+
     /// Makes what was appended survive a machine crash.
     pub fn sync(&mut self) -> Result<()> {
         self.file

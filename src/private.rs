@@ -61,21 +61,7 @@ pub fn open_append(path: &Path, what: &str) -> Result<File> {
         .mode(0o600)
         .custom_flags(nofollow.bits() as i32)
         .open(path)
-        .map_err(|e| {
-            use rustix::io::Errno;
-            let why = match Errno::from_io_error(&e) {
-                // O_NOFOLLOW met a symlink; O_NONBLOCK met a FIFO nobody reads.
-                Some(Errno::LOOP) => {
-                    "is a symlink, which kpipe does not follow: name the file itself"
-                }
-                Some(Errno::NXIO) => "is not a regular file",
-                _ => {
-                    return anyhow::Error::new(e)
-                        .context(format!("opening {what} {}", path.display()))
-                }
-            };
-            NotPrivate(format!("{what} {} {why}", path.display())).into()
-        })?;
+        .map_err(|e| refused_open(path, what, e))?;
     let meta = file
         .metadata()
         .with_context(|| format!("reading {what} {}", path.display()))?;
@@ -94,6 +80,25 @@ pub fn open_append(path: &Path, what: &str) -> Result<File> {
         .into());
     }
     Ok(file)
+}
+
+/// The error for a file that could not be opened: `NotPrivate` when what stands at `path` is
+/// a symlink, a FIFO or another user's file (in a sticky directory the kernel refuses those
+/// itself, with EACCES), else the error as it is.
+fn refused_open(path: &Path, what: &str, e: std::io::Error) -> anyhow::Error {
+    let why = match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => {
+            "is a symlink, which kpipe does not follow: name the file itself"
+        }
+        Ok(m) if m.uid() != rustix::process::geteuid().as_raw() => "belongs to another user",
+        Ok(m) if !m.is_file() => "is not a regular file",
+        _ => return anyhow::Error::new(e).context(format!("opening {what} {}", path.display())),
+    };
+    NotPrivate(format!(
+        "{what} {} {why}: another user could read or steer what kpipe writes there",
+        path.display()
+    ))
+    .into()
 }
 
 #[cfg(test)]

@@ -181,6 +181,8 @@ pub enum Refused {
     Tls,
     /// The SASL credentials were refused.
     Authentication,
+    /// The listener speaks another protocol: TLS to a plaintext listener or the reverse.
+    Protocol,
 }
 
 impl Refused {
@@ -193,6 +195,14 @@ impl Refused {
             // sends a TLS alert after the handshake: librdkafka reports it as a transport
             // failure with no code of its own, only OpenSSL's words for the alert.
             BrokerTransportFailure if text.contains("ssl/tls alert") => Some(Refused::Tls),
+            // librdkafka's own guesses, from a handshake cut short or an answer that is not
+            // Kafka's: kpipe speaks to brokers of 0.11 and later, so the guess is right.
+            BrokerTransportFailure
+                if text.contains("connecting to a PLAINTEXT broker listener")
+                    || text.contains("connecting to a SSL listener") =>
+            {
+                Some(Refused::Protocol)
+            }
             _ => None,
         }
     }
@@ -203,6 +213,9 @@ impl Refused {
             Refused::Tls => "check --ca (the brokers' certificates must be signed by it and name the host kpipe connects to), that the listener speaks TLS, and --cert and --tls-key if it wants client certificates",
             Refused::Authentication => {
                 "check --sasl-mechanism, --sasl-username and the password"
+            }
+            Refused::Protocol => {
+                "the listener speaks another protocol: give --tls (or --ca) for a TLS listener, none of them for a plaintext one, and check the port"
             }
         }
     }
@@ -342,6 +355,17 @@ mod tests {
             None
         );
         assert_eq!(Refused::of(Some(AllBrokersDown), ""), None);
+        let to_plaintext =
+            "SSL handshake failed: Disconnected: connecting to a PLAINTEXT broker listener?";
+        assert_eq!(
+            Refused::of(Some(BrokerTransportFailure), to_plaintext),
+            Some(Refused::Protocol)
+        );
+        let to_tls = "Disconnected while requesting ApiVersion: might be caused by incorrect security.protocol configuration (connecting to a SSL listener?) or broker version is < 0.10";
+        assert_eq!(
+            Refused::of(Some(BrokerTransportFailure), to_tls),
+            Some(Refused::Protocol)
+        );
         assert_eq!(Refused::of(None, ""), None);
     }
 

@@ -86,6 +86,19 @@ impl Security {
         })
     }
 
+    /// Whether the SASL password would cross the network in clear text (PLAIN without TLS).
+    pub fn plain_text_password(&self) -> bool {
+        let get = |key: &str| {
+            self.flags
+                .iter()
+                .chain(&self.file)
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.to_ascii_uppercase())
+        };
+        get("security.protocol").as_deref() == Some("SASL_PLAINTEXT")
+            && get("sasl.mechanism").as_deref() == Some("PLAIN")
+    }
+
     /// `text` with every secret replaced.
     pub fn redact(&self, text: &str) -> String {
         redact(text, &self.secrets)

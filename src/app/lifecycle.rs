@@ -34,6 +34,9 @@ pub enum Halt {
     Fatal,
     /// The `--atomic` transaction was aborted: nothing more is sent.
     Aborted,
+    /// A stop signal while reading a terminal: a person pressed Ctrl-C, nobody is left to
+    /// write the rest.
+    Interrupted,
 }
 
 /// What has happened to the run so far.

@@ -205,7 +205,14 @@ impl App {
             if matches!(piece, Piece::Skip(_) | Piece::Tail(_)) || self.s.format == Format::Json {
                 self.lines += memchr::memchr_iter(b'\n', bytes).count() as u64;
             }
-            self.handle(piece, bytes, at);
+            let end = at.offset + len as u64;
+            match self.txn.as_ref().filter(|t| t.unlogged(end)) {
+                Some(t) if !matches!(piece, Piece::Skip(_)) => {
+                    let why = t.log_error.clone().unwrap_or_default();
+                    self.fail_unlogged(bytes, at, why);
+                }
+                _ => self.handle(piece, bytes, at),
+            }
             input.consume(len);
             if let Some(t) = self.txn.as_mut().filter(|t| !t.blocked) {
                 t.position = input.offset();
@@ -297,6 +304,17 @@ impl App {
                 self.out.life.halt(Halt::BadInput);
             }
         }
+    }
+
+    /// Keeps input the log could not take as failed, unsent: it would not survive a kill, and
+    /// a record only partly logged would arrive cut.
+    fn fail_unlogged(&mut self, bytes: &[u8], at: Position, why: String) {
+        let c = &self.out.ledger.counters;
+        bump(&c.read);
+        c.bytes
+            .fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        let reason = Reason::Output(format!("{at}: not in the log, so not sent ({why})"));
+        self.fail_input(bytes, &reason);
     }
 
     /// Puts input that cannot be sent with the failures, as its raw bytes.

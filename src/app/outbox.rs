@@ -35,6 +35,8 @@ pub struct Outbox {
     pub transactional: bool,
     /// A record refused with its batch is out alone: nothing else may be sent until it settles.
     isolating: bool,
+    /// Standard input is a terminal: a stop signal ends reading at once.
+    pub interactive: bool,
 }
 
 impl Outbox {
@@ -58,6 +60,7 @@ impl Outbox {
             refused: None,
             transactional: false,
             isolating: false,
+            interactive: false,
         }
     }
 
@@ -136,6 +139,10 @@ impl Outbox {
         if stops != self.stops_seen {
             self.stops_seen = stops;
             self.life.signals(stops, Instant::now());
+            if self.interactive && self.life.halted().is_none() {
+                say!("kpipe: interrupted: nothing more is read from the terminal");
+                self.life.halt(Halt::Interrupted);
+            }
         }
     }
 

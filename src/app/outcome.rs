@@ -47,6 +47,14 @@ pub fn needs_reachability(tally: &Tally, fatal: bool) -> bool {
     (tally.failed() > 0 || fatal) && tally.delivered == 0
 }
 
+/// "1 record", "2 records".
+fn records(n: u64) -> String {
+    match n {
+        1 => "1 record".to_string(),
+        n => format!("{n} records"),
+    }
+}
+
 /// The exit status and its explanation.
 pub fn conclude(f: &Facts) -> Outcome {
     let t = &f.tally;
@@ -77,7 +85,7 @@ pub fn conclude(f: &Facts) -> Outcome {
         if !(f.all_or_nothing && f.bad_input) {
             status = status.merge(match (f.refused, f.unreachable) {
                 (Some(Refused::Authentication), _) => Status::NoPerm,
-                (Some(Refused::Tls), _) | (None, true) => Status::Unavailable,
+                (Some(Refused::Tls | Refused::Protocol), _) | (None, true) => Status::Unavailable,
                 (None, false) => Status::TempFail,
             });
         }
@@ -123,7 +131,8 @@ pub fn conclude(f: &Facts) -> Outcome {
                 .unwrap_or_default()
         };
         lines.push(format!(
-            "kpipe: {undelivered} records not delivered: {}; last error: {why}{hint}",
+            "kpipe: {} not delivered: {}; last error: {why}{hint}",
+            records(undelivered),
             whereabouts.join(", ")
         ));
     }
@@ -188,7 +197,7 @@ mod tests {
             ..Facts::default()
         });
         assert_eq!(o.status.code(), 69);
-        assert!(o.lines[0].contains("1 records not delivered: 1 lost (give --spool"));
+        assert!(o.lines[0].contains("1 record not delivered: 1 lost (give --spool"));
         assert!(o.lines[0].contains("no broker of 127.0.0.1:1 answers"));
     }
 

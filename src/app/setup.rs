@@ -51,6 +51,7 @@ impl App {
             crate::spool::prepare_dir(dir).map_err(setup(Status::CantCreat))?;
         }
         // With a spool nothing may be lost: what the brokers refuse for good is kept beside it.
+        let spool_keeps_dead_letters = dead_letter.is_none() && spool_dir.is_some();
         let dead_letter = dead_letter.or_else(|| {
             spool_dir
                 .as_ref()
@@ -71,6 +72,9 @@ impl App {
         let ledger = Arc::new(
             Ledger::new(dead_letter.as_deref(), spool_dir.as_deref()).map_err(open_failed)?,
         );
+        if spool_keeps_dead_letters {
+            ledger.dead_letter_in_spool();
+        }
         let spool = spool_dir
             .as_deref()
             .map(SpoolDir::open)
@@ -78,6 +82,9 @@ impl App {
             .map_err(setup(Status::IoErr))?;
         if s.tls_insecure && !s.quiet {
             say!("kpipe: --tls-insecure: the brokers' certificates are not checked; anyone on the way can read and change what kpipe sends");
+        }
+        if s.security.plain_text_password() && !s.quiet {
+            say!("kpipe: SASL PLAIN without TLS: the password crosses the network as it is, for anyone on the way to read; give --tls");
         }
         if s.acks != crate::cli::Acks::All && !s.quiet {
             say!("kpipe: --acks {:?} turns the idempotent producer off: retries may duplicate or reorder records", s.acks);
@@ -101,6 +108,7 @@ impl App {
         let reports = Reports::new(s.progress, stats_out, s.stats_interval);
         let mut out = Outbox::new(sink, ledger, life, signals, reports);
         out.transactional = txn.is_some();
+        out.interactive = std::io::IsTerminal::is_terminal(&std::io::stdin());
         Ok(App {
             policy: Policy {
                 format: s.format,

@@ -52,6 +52,9 @@ pub(super) struct Txn {
     pub aborted: Option<Reason>,
     /// Why the log could not take more input, once it could not.
     pub log_error: Option<String>,
+    /// Where the log ends once it could not take more: input past it is not sent (a record
+    /// not in the log could be lost to a kill, and one partly in it would arrive cut).
+    pub logged_end: Option<u64>,
 }
 
 /// The input counted up to a commit: records and bytes read (the ledger's counters) and lines.
@@ -112,6 +115,7 @@ impl Txn {
                 let parent = file.parent().filter(|p| !p.as_os_str().is_empty());
                 let name = format!(".kpipe-atomic-{}", std::process::id());
                 let dir = parent.unwrap_or(Path::new(".")).join(name);
+                private_dir(&dir)?;
                 (Some(Journal::open(&dir)?), Some(dir))
             }
             _ => (None, None),
@@ -130,6 +134,7 @@ impl Txn {
             sent: 0,
             aborted: None,
             log_error: None,
+            logged_end: None,
         })
     }
 
@@ -143,13 +148,32 @@ impl Txn {
     }
 }
 
+/// Creates `--atomic`'s private log directory, which must not exist yet: one planted by
+/// another user (in a log directory its group may write) would let it read the records.
+fn private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            Err(crate::private::NotPrivate(format!(
+                "--atomic's private log {} exists already (another user may have made it to read the records): remove it, or put the dead-letter file in a directory of your own",
+                dir.display()
+            ))
+            .into())
+        }
+        Err(e) => Err(anyhow::Error::new(e)
+            .context(format!("creating --atomic's private log {}", dir.display()))),
+    }
+}
+
 /// The log could not take a block: says so and keeps the error in `log_error` (from then on
-/// nothing more is logged). Returns it, for the exit message. What was read is still sent and
-/// committed; it is only not safe from a kill. (A function of the field, not a method: the
-/// start-up still holds the log borrowed when it finds out.)
+/// nothing more is logged). Returns it, for the exit message. What was read before the block
+/// is still sent and committed; the block itself is not sent but kept as failed (`logged_end`).
+/// (A function of the field, not a method: the start-up still holds the log borrowed when it
+/// finds out.)
 pub(super) fn log_failed(log_error: &mut Option<String>, e: &anyhow::Error) -> String {
     let text = format!("{e:#}");
-    say!("kpipe: {text}; reading stops, what was read is still sent");
+    say!("kpipe: {text}; reading stops, what the log holds is still sent, what it could not take is kept as failed");
     *log_error = Some(text.clone());
     text
 }
@@ -165,6 +189,11 @@ pub(super) fn send(txn: &mut Option<Txn>, out: &mut Outbox, rec: &Record, origin
 }
 
 impl Txn {
+    /// Whether input ending at `end` (a log position) did not all reach the log.
+    pub fn unlogged(&self, end: u64) -> bool {
+        self.logged_end.is_some_and(|logged| end > logged)
+    }
+
     /// Hands a record over inside the open transaction (opening one if none is), or fails it
     /// once the transaction was aborted. A record the producer cannot take stays in the log,
     /// and so does everything after it.
@@ -215,6 +244,10 @@ impl App {
             return;
         }
         if let Err(e) = j.append(input.fresh()) {
+            // The window starts at a record boundary: a record begun in the last block and
+            // ended in this one leaves the log too.
+            let _ = j.truncate(input.offset());
+            txn.logged_end = Some(j.end());
             let text = log_failed(&mut txn.log_error, &e);
             self.io_error.get_or_insert(text);
             self.out.life.halt(Halt::InputFailed);
@@ -256,7 +289,7 @@ impl App {
                 "the producer hit a fatal error: {}",
                 self.out.fatal.as_deref().unwrap_or("?")
             ),
-            Some(Halt::Aborted) | None => "a stop signal came".into(),
+            Some(Halt::Aborted | Halt::Interrupted) | None => "a stop signal came".into(),
         }
     }
 

@@ -69,10 +69,12 @@ impl App {
             started.map(|c| (c, log_error))
         })?;
         let (committed, log_error) = committed;
-        // A block the log could not take is read already: it goes out after the log, unlogged,
-        // and then the input counts as ended, as it does when the log fills later.
+        // A block the log could not take is read already: it is read after the log, failed as
+        // unlogged (`Txn::logged_end`), and then the input counts as ended, as it does when
+        // the log fills later.
         let unlogged = input.window().to_vec();
         if let Some(e) = log_error {
+            txn.logged_end = Some(journal.end());
             let text = super::txn::log_failed(&mut txn.log_error, &e);
             self.io_error.get_or_insert(text);
         }

@@ -42,6 +42,9 @@ struct Outlets {
     line: Vec<u8>,
     last_error: Option<Reason>,
     write_error: Option<String>,
+    /// The dead-letter file is the spool's own, not named by the user: removed at close if
+    /// it holds nothing.
+    spare_dead_letter: bool,
 }
 
 /// What became of every record: counters, failure outlets, and spool files being replayed.
@@ -68,6 +71,7 @@ impl Ledger {
                 line: Vec::new(),
                 last_error: None,
                 write_error: None,
+                spare_dead_letter: false,
             }),
             replay: Mutex::new(Replay::default()),
         })
@@ -80,6 +84,11 @@ impl Ledger {
 
     fn replay(&self) -> std::sync::MutexGuard<'_, Replay> {
         self.replay.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The dead-letter file is the spool directory's own: it goes at close if it stayed empty.
+    pub fn dead_letter_in_spool(&self) {
+        self.outlets().spare_dead_letter = true;
     }
 
     /// A record the broker acknowledged.
@@ -243,8 +252,10 @@ impl Ledger {
                     error,
                     lines,
                     pending,
+                    kept,
                 }) => {
                     first_error.get_or_insert(error);
+                    synced.extend(kept);
                     match o.dead_letter.as_mut() {
                         // Whole envelope lines: only where they count changes.
                         Some(d) => d.take_over(
@@ -262,8 +273,14 @@ impl Ledger {
         if let Some(d) = o.dead_letter.as_mut() {
             match d.sync() {
                 Ok(p) => synced.extend(p),
-                Err(Unsynced { error, pending, .. }) => {
+                Err(Unsynced {
+                    error,
+                    pending,
+                    kept,
+                    ..
+                }) => {
                     first_error.get_or_insert(error);
+                    synced.extend(kept);
                     unkept.extend(pending);
                 }
             }
@@ -301,6 +318,11 @@ impl Ledger {
             let o = &mut *guard;
             if let Some(s) = o.spool.as_mut() {
                 s.commit()?;
+            }
+            if o.spare_dead_letter {
+                if let Some(d) = o.dead_letter.as_ref().filter(|d| !d.holds_lines()) {
+                    let _ = std::fs::remove_file(&d.path);
+                }
             }
             let replay = self.replay();
             for (source, out) in &mut o.respools {

@@ -24,11 +24,13 @@ pub struct Pending {
     pub source: Option<usize>,
 }
 
-/// Lines a failed sync handed back, with the error.
+/// Lines a failed sync handed back, with the error, and the lines before them that still fit.
 pub struct Unsynced {
     pub error: String,
     pub lines: Vec<u8>,
     pub pending: Vec<Pending>,
+    /// Lines that were kept (written and synced) before the disk refused the rest.
+    pub kept: Vec<Pending>,
 }
 
 /// An append-only file of envelope lines.
@@ -87,7 +89,8 @@ impl EnvelopeFile {
     }
 
     /// Writes and syncs the queued lines. Returns them as settled, or, when the disk refuses,
-    /// hands them back and cuts the file to what was synced before.
+    /// keeps the whole lines that still fit and hands the rest back, the file cut after the
+    /// last line kept.
     pub fn sync(&mut self) -> Result<Vec<Pending>, Unsynced> {
         if self.buf.is_empty() {
             return Ok(std::mem::take(&mut self.pending));
@@ -104,13 +107,44 @@ impl EnvelopeFile {
             }
             Err(e) => {
                 let _ = self.file.set_len(self.synced_len);
+                let (bytes, count) = self.keep_what_fits();
+                self.synced_len += bytes as u64;
+                self.buf.drain(..bytes);
+                let kept = self.pending.drain(..count).collect();
                 Err(Unsynced {
                     error: format!("writing {}: {e}", self.path.display()),
                     lines: std::mem::take(&mut self.buf),
                     pending: std::mem::take(&mut self.pending),
+                    kept,
                 })
             }
         }
+    }
+
+    /// After the disk refused the queue as a whole: writes its lines one by one until one does
+    /// not fit, and syncs them. Returns the bytes and the number of lines kept; the file ends
+    /// after the last of them.
+    fn keep_what_fits(&mut self) -> (usize, usize) {
+        let (mut bytes, mut count) = (0, 0);
+        for line in self.buf.split_inclusive(|&b| b == b'\n') {
+            if self.file.write_all(line).is_err() {
+                break;
+            }
+            bytes += line.len();
+            count += 1;
+        }
+        let end = self.synced_len + bytes as u64;
+        if count == 0
+            || self
+                .file
+                .set_len(end)
+                .and_then(|()| self.file.sync_data())
+                .is_err()
+        {
+            let _ = self.file.set_len(self.synced_len);
+            return (0, 0);
+        }
+        (bytes, count)
     }
 
     /// Whether anything was ever synced into the file.

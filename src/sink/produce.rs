@@ -40,6 +40,11 @@ impl Topics {
         self.handles.len()
     }
 
+    /// The topic the last record went to, if any.
+    pub fn last(&self) -> Option<&str> {
+        Some(self.last_name.as_str()).filter(|n| !n.is_empty())
+    }
+
     /// The handle for `topic`, made on first use; `None` if librdkafka refuses the name.
     fn get(&mut self, rk: *mut RDKafka, topic: &str) -> Option<*mut RDKafkaTopic> {
         if let Some(rkt) = self.last.filter(|_| self.last_name == topic) {

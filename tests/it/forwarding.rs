@@ -119,7 +119,7 @@ fn unreachable_broker_exits_unavailable_quickly_with_one_clear_message() {
         run.stderr
     );
     assert!(
-        run.stderr.contains("1 records not delivered"),
+        run.stderr.contains("1 record not delivered"),
         "{}",
         run.stderr
     );

@@ -3,6 +3,7 @@
 mod util;
 
 mod cli;
+mod containment;
 mod delivery;
 mod failure_paths;
 mod faults;
