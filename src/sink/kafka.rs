@@ -186,7 +186,7 @@ fn failed_record<'a>(msg: &'a BorrowedMessage<'a>, origin: Origin) -> Record<'a>
 }
 
 /// What the broker said about this record, when it said more than its error code.
-fn broker_words(msg: &BorrowedMessage) -> Option<String> {
+pub(super) fn broker_words(msg: &BorrowedMessage) -> Option<String> {
     // SAFETY: msg is live for the delivery callback; the string, if any, is owned by the
     // message or static, and copied before the callback returns.
     let ptr = unsafe { rdkafka_sys::rd_kafka_message_produce_errstr(msg.ptr()) };

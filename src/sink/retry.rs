@@ -17,6 +17,9 @@ use crate::message::Origin;
 use crate::route::ERROR_HEADER;
 use crate::wire::Record;
 
+/// How librdkafka describes a record refused only for another record of its batch.
+const INNOCENT: &str = "Failed to append record because it was part of a batch";
+
 /// What to do with a record refused in the broker's answer to its batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Chance {
@@ -33,6 +36,11 @@ pub enum Chance {
 /// The decision for a record refused with `code` (and the broker's words for it, `text`):
 /// `alone` says it was already sent alone, `restamp` that `--on-error` falls back to strings.
 pub fn chance(code: Option<RDKafkaErrorCode>, text: &str, alone: bool, restamp: bool) -> Chance {
+    // A transactional producer reports the batch's code for every record; the broker's words
+    // still tell the innocent ones.
+    if text.starts_with(INNOCENT) {
+        return Chance::Again;
+    }
     let timestamp = match code {
         Some(InvalidDifferentRecord) => return Chance::Again,
         Some(InvalidTimestamp) => true,
@@ -149,6 +157,19 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn the_brokers_words_tell_an_innocent_record_whatever_its_code() {
+        let words = "Failed to append record because it was part of a batch which had one more more invalid records";
+        assert_eq!(
+            chance(Some(InvalidRecord), words, false, false),
+            Chance::Again
+        );
+        assert_eq!(
+            chance(Some(InvalidRecord), words, true, false),
+            Chance::Again
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::sync::{Mutex, MutexGuard};
 use rdkafka::message::{DeliveryResult, Message};
 
 use super::kafka::{Context, BOOKKEEPING};
+use super::retry::{self, Chance};
 use crate::message::Origin;
 use crate::reason::{Kind, Reason};
 use crate::wire::Record;
@@ -49,7 +50,11 @@ impl TxnReports {
             Err((e, msg)) => {
                 let reason = cx.reason(e, msg.topic());
                 let stream = !self.all_or_nothing && opaque != BOOKKEEPING;
-                if stream && reason.kind() == Kind::Permanent {
+                // Refused only for another record of its batch: sent again from the log.
+                let words = super::kafka::broker_words(msg).unwrap_or_default();
+                let innocent =
+                    retry::chance(e.rdkafka_error_code(), &words, false, false) == Chance::Again;
+                if stream && reason.kind() == Kind::Permanent && !innocent {
                     cx.record_failure(msg, Origin(opaque), e);
                     self.refused
                         .add(msg.topic(), msg.key(), msg.payload(), false);

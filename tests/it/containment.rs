@@ -150,7 +150,14 @@ fn a_misspelt_secret_in_a_properties_file_is_never_shown_and_needs_a_private_fil
 fn tls_to_a_plaintext_listener_ends_at_once_with_69() {
     let s = secure_cluster();
     let run = kpipe(
-        &["-b", shared_brokers(), "--ca", s.get("CA"), "-t", "sec-mismatch"],
+        &[
+            "-b",
+            shared_brokers(),
+            "--ca",
+            s.get("CA"),
+            "-t",
+            "sec-mismatch",
+        ],
         b"one\n",
     );
     assert_status(&run, Status::Unavailable);

@@ -213,3 +213,20 @@ fn a_clock_two_hours_fast_is_refused_by_the_broker_and_restamped() {
         bad.timestamp
     );
 }
+
+/// Under `--exactly-once`, the refusals kpipe or the broker pins on the one record. (A batch
+/// refused for its size, or for a keyless record on a compacted topic, is not yet resent
+/// within the run: the good records stay in the log for the next one.)
+#[test]
+fn a_refused_timestamp_or_topic_costs_only_itself_exactly_once() {
+    for case in CASES
+        .iter()
+        .filter(|c| ["timestamp", "topic-name"].contains(&c.name))
+    {
+        let dir = temp_dir(&format!("poison-eo-{}", case.name));
+        let spool = dir.join("spool");
+        let spool_arg = spool.to_string_lossy().into_owned();
+        let (run, landed) = run_case(case, &["--exactly-once", "--spool", &spool_arg]);
+        assert_kept_once(case, &run, &landed, &spool.join("dead-letter.ndjson"));
+    }
+}
