@@ -134,16 +134,26 @@ pub const GUARANTEES: &[(&str, [&str; 4], &str)] = &[
         "a record the brokers refuse for good (too large for its topic)",
         [
             "neither for the others: it goes to --dead-letter with the reason, exit 75",
-            "the same as the default",
+            "the same, in DIR/dead-letter.ndjson unless --dead-letter names another file",
             "none visible: aborted, exit 75, every record in --dead-letter",
             "neither for the others: it goes to --dead-letter; its transaction is aborted and the rest resent from the log, exit 75",
         ],
-        "delivery::permanent_failures_go_to_the_dead_letter_file_without_stalling_healthy_records, transactions::atomic_run_with_a_record_the_producer_refuses_shows_nothing, transactions::exactly_once_sends_records_the_broker_refuses_to_the_dead_letter_file_and_the_rest_once",
+        "delivery::permanent_failures_go_to_the_dead_letter_file_without_stalling_healthy_records, poison::each_kind_of_refused_record_costs_only_itself_with_a_spool_alone, transactions::atomic_run_with_a_record_the_producer_refuses_shows_nothing, transactions::exactly_once_sends_records_the_broker_refuses_to_the_dead_letter_file_and_the_rest_once",
+    ),
+    (
+        "one record that makes the broker refuse its whole batch (a timestamp out of range, a batch too large, no key on a compacted topic)",
+        [
+            "neither for the others: they are sent again (alone, where the broker named no record); a refused timestamp is replaced under fallback-to-string (kpipe.error names it), else the record is dead-lettered",
+            "the same",
+            "none visible: aborted, exit 75, every record in --dead-letter",
+            "a timestamp or topic name: neither for the others; a batch too large or a keyless record: the others stay in the log for the next run",
+        ],
+        "poison::each_kind_of_refused_record_costs_only_itself_with_a_dead_letter_file, poison::a_clock_two_hours_fast_is_refused_by_the_broker_and_restamped, poison::a_refused_timestamp_or_topic_costs_only_itself_exactly_once",
     ),
     (
         "SIGTERM or SIGINT",
         [
-            "neither: reads on until EOF for --shutdown-timeout, then what is left is dead-lettered or lost and counted",
+            "neither: reads on until EOF for --shutdown-timeout (at a terminal, stops reading at once), then what is left is dead-lettered or lost and counted",
             "neither: what is left is spooled",
             "none visible: aborted, exit 75, every record in --dead-letter",
             "neither: what was read is committed, or stays in the log",
@@ -163,12 +173,12 @@ pub const GUARANTEES: &[(&str, [&str; 4], &str)] = &[
     (
         "disk full",
         [
+            "dead-letter file full: the whole lines that fit are kept, the rest counted lost, exit 74",
+            "the whole lines that fit are kept, the rest counted lost; a spool file that cannot be rewritten is kept whole, exit 74",
             "dead-letter file full: counted lost, exit 74",
-            "neither: a spool file that cannot be rewritten is kept whole, exit 74",
-            "dead-letter file full: counted lost, exit 74",
-            "neither: reading stops, what was read is sent and committed once, exit 74",
+            "neither: reading stops, what the log holds is sent and committed once, what it could not take is never sent (no record arrives cut), exit 74",
         ],
-        "failure_paths::a_dead_letter_file_on_a_full_disk_is_not_claimed, failure_paths::a_full_disk_while_respooling_keeps_the_spool_file_for_a_later_run, transactions::exactly_once_on_a_full_disk_stops_reading_and_still_commits_what_it_read_once",
+        "failure_paths::a_dead_letter_file_on_a_full_disk_is_not_claimed, containment::spool_and_dead_letter_on_one_full_disk_keep_what_fits_and_count_the_rest, failure_paths::a_full_disk_while_respooling_keeps_the_spool_file_for_a_later_run, transactions::exactly_once_on_a_full_disk_stops_reading_and_still_commits_what_it_read_once",
     ),
     (
         "caller restarted (syslog-ng, rsyslog)",
