@@ -59,8 +59,12 @@ impl App {
         });
         let txn = match &s.transactions {
             Some(t) if !s.dry_run => Some(
-                Txn::new(t.clone(), spool_dir.as_deref(), dead_letter.as_deref())
-                    .map_err(setup(Status::CantCreat))?,
+                Txn::new(t.clone(), spool_dir.as_deref(), dead_letter.as_deref()).map_err(|e| {
+                    match e.downcast_ref::<super::txn::IdInUse>() {
+                        Some(_) => Setup(Status::TempFail, e),
+                        None => Setup(Status::CantCreat, e),
+                    }
+                })?,
             ),
             _ => None,
         };

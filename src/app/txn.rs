@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use super::lifecycle::Halt;
 use super::outbox::Outbox;
@@ -52,6 +52,9 @@ pub(super) struct Txn {
     pub aborted: Option<Reason>,
     /// Why the log could not take more input, once it could not.
     pub log_error: Option<String>,
+    /// `--atomic` with the derived id: held while the run lasts, so that a second job with the
+    /// same id on this host refuses to start instead of fencing this one.
+    _id_lock: Option<std::fs::File>,
     /// Where the log ends once it could not take more: input past it is not sent (a record
     /// not in the log could be lost to a kill, and one partly in it would arrive cut).
     pub logged_end: Option<u64>,
@@ -109,6 +112,10 @@ pub(super) fn next_step(mode: Mode, interval: Duration, s: Seen) -> Step {
 impl Txn {
     /// Sets up the transaction state and the log.
     pub fn new(t: Transactions, spool: Option<&Path>, dead_letter: Option<&Path>) -> Result<Txn> {
+        let id_lock = match t.mode {
+            Mode::Atomic if t.derived => Some(lock_id(&t.id)?),
+            _ => None,
+        };
         let (journal, temp_dir) = match (t.mode, spool, dead_letter) {
             (Mode::ExactlyOnce, Some(dir), _) => (Some(Journal::open(&dir.join("log"))?), None),
             (Mode::Atomic, _, Some(file)) => {
@@ -121,6 +128,7 @@ impl Txn {
             _ => (None, None),
         };
         Ok(Txn {
+            _id_lock: id_lock,
             t,
             journal,
             temp_dir,
@@ -144,6 +152,54 @@ impl Txn {
         match (&self.journal, self.t.mode) {
             (Some(j), Mode::ExactlyOnce) => Some((j.end().saturating_sub(self.committed), j.dir())),
             _ => None,
+        }
+    }
+}
+
+/// Another run on this host holds the same transactional id: starting would fence it.
+#[derive(Debug)]
+pub(super) struct IdInUse(pub String);
+
+impl std::fmt::Display for IdInUse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "another kpipe on this host sends with the transactional id {}; each would fence the other: wait for it, or give each job its own --transactional-id",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for IdInUse {}
+
+/// Takes this user's host-wide lock on transactional id `id` (in `$TMPDIR/kpipe-UID`, a
+/// directory checked as a spool is); `IdInUse` if another run holds it.
+fn lock_id(id: &str) -> Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let uid = rustix::process::geteuid().as_raw();
+    let dir = std::env::temp_dir().join(format!("kpipe-{uid}"));
+    crate::spool::prepare_dir(&dir)?;
+    let name: String = id
+        .chars()
+        .map(|c| match c {
+            'a'..='z' | 'A'..='Z' | '0'..='9' | '.' | '-' | '_' | '@' => c,
+            _ => '_',
+        })
+        .collect();
+    let path = dir.join(format!("txn-{name}.lock"));
+    let file = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(crate::spool::NOFOLLOW)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(IdInUse(id.to_string()).into()),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(anyhow::Error::new(e).context(format!("locking {}", path.display())))
         }
     }
 }

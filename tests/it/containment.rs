@@ -177,28 +177,9 @@ fn dry_run_counts_what_a_failed_stdout_did_not_take() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let run = feed(out, input.as_bytes());
+    let run = run_with_input(out, input.as_bytes());
     assert_status(&run, Status::IoErr);
     assert!(run.stderr.contains("100000 lost"), "{}", run.stderr);
-}
-
-/// Writes `stdin` to a spawned child and waits for it.
-fn feed(mut child: std::process::Child, stdin: &[u8]) -> Run {
-    use std::io::Write;
-    let started = Instant::now();
-    let mut pipe = child.stdin.take().unwrap();
-    let data = stdin.to_vec();
-    let writer = std::thread::spawn(move || {
-        let _ = pipe.write_all(&data);
-    });
-    let out = child.wait_with_output().unwrap();
-    let _ = writer.join();
-    Run {
-        status: out.status,
-        stdout: out.stdout,
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        elapsed: started.elapsed(),
-    }
 }
 
 /// Runs a shell command under `script`, so that its terminal is a pseudo-terminal.
@@ -289,4 +270,32 @@ fn a_report_quoting_a_huge_field_stays_one_short_line() {
         "{}",
         &run.stderr[..200.min(run.stderr.len())]
     );
+}
+
+#[test]
+fn a_second_atomic_job_with_the_same_default_id_refuses_to_start() {
+    let b = shared_brokers();
+    let topic = fresh_topic("atomic-twice");
+    create_topic(b, &topic, 1, 1, &[]);
+    let dir = temp_dir("atomic-twice");
+    let dl = dir.join("dl.ndjson").to_string_lossy().into_owned();
+    let mut first = spawn(&["-b", b, "-t", &topic, "--atomic", "--dead-letter", &dl]);
+    let mut stdin = first.stdin.take().unwrap();
+    {
+        use std::io::Write;
+        stdin.write_all(b"first 1\nfirst 2\n").unwrap();
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let second = kpipe(&["-b", b, "-t", &topic, "--atomic"], b"second\n");
+    assert_status(&second, Status::TempFail);
+    assert!(
+        second.stderr.contains("transactional id"),
+        "{}",
+        second.stderr
+    );
+    drop(stdin);
+    let first = wait_with_limit(first, Duration::from_secs(60));
+    assert_status(&first, Status::Ok);
+    let landed = read_topic(b, &topic, 2, Duration::from_secs(30));
+    assert_eq!(landed.len(), 2, "{}", first.stderr);
 }

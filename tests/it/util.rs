@@ -320,8 +320,12 @@ impl Run {
 
 /// Runs kpipe with `args`, writing `stdin` on its own thread so a full pipe cannot deadlock.
 pub fn kpipe(args: &[&str], stdin: &[u8]) -> Run {
+    run_with_input(spawn(args), stdin)
+}
+
+/// Writes `stdin` to a started kpipe on its own thread and waits for it to exit.
+pub fn run_with_input(mut child: Child, stdin: &[u8]) -> Run {
     let started = Instant::now();
-    let mut child = spawn(args);
     let mut input = child.stdin.take().expect("stdin");
     let data = stdin.to_vec();
     let writer = std::thread::spawn(move || {
