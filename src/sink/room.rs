@@ -1,7 +1,7 @@
 //! How many records librdkafka may hold at once. Records to one topic need few: its partitions'
 //! batches fill from the stream. Each further topic brings partitions that batch apart, and
 //! librdkafka sends one request per partition, so with too few records each the brokers answer
-//! many small requests and spend most of their time per request (BENCHMARKS.md, issue 23).
+//! many small requests and spend most of their time per request (measured in BENCHMARKS.md).
 
 /// Bytes of `--max-buffered` per record librdkafka may hold while records go to one topic.
 pub const BYTES_PER_RECORD: u64 = 2048;
