@@ -94,8 +94,9 @@ pub enum Reason {
     Fatal(String),
     /// The `--atomic` transaction the record belonged to was aborted.
     Aborted(String),
-    /// `--dry-run` could not write the record out.
-    Output(String),
+    /// The record could not be written where it had to be first: `--dry-run`'s stdout, or
+    /// the `--exactly-once` log.
+    Unwritten(String),
     /// A spool file line that is not an envelope (a truncated write, or not kpipe's).
     CorruptSpool {
         file: String,
@@ -113,7 +114,7 @@ impl Reason {
             | Reason::TooLarge { .. }
             | Reason::CorruptSpool { .. } => Kind::Permanent,
             Reason::Kafka { code, .. } => classify(*code),
-            Reason::Stopped | Reason::Fatal(_) | Reason::Aborted(_) | Reason::Output(_) => {
+            Reason::Stopped | Reason::Fatal(_) | Reason::Aborted(_) | Reason::Unwritten(_) => {
                 Kind::Passing
             }
         }
@@ -164,7 +165,7 @@ impl fmt::Display for Reason {
             Reason::Stopped => f.write_str("kpipe stopped before the record could be queued"),
             Reason::Fatal(text) => write!(f, "the producer hit a fatal error: {text}"),
             Reason::Aborted(why) => write!(f, "its transaction was aborted: {why}"),
-            Reason::Output(why) => f.write_str(why),
+            Reason::Unwritten(why) => f.write_str(why),
             Reason::CorruptSpool {
                 file,
                 line,

@@ -55,14 +55,18 @@ pub fn unsafe_dir(is_dir: bool, mode: u32, owner: u32, me: u32) -> Option<&'stat
 /// Opens (creating, mode 600, never through a symlink) the `.lock` file of `dir`; whoever holds
 /// its lock owns the directory's files.
 pub fn open_lock(dir: &Path) -> Result<File> {
-    let path = dir.join(".lock");
+    open_lock_file(&dir.join(".lock"))
+}
+
+/// Opens (creating, mode 600, never through a symlink) the lock file `path`.
+pub fn open_lock_file(path: &Path) -> Result<File> {
     File::options()
         .create(true)
         .truncate(false)
         .write(true)
         .mode(0o600)
         .custom_flags(NOFOLLOW)
-        .open(&path)
+        .open(path)
         .with_context(|| format!("opening the lock {}", path.display()))
 }
 

@@ -50,6 +50,8 @@ pub struct Lifecycle {
     halt: Option<Halt>,
     input_ended: Option<Instant>,
     purged: bool,
+    /// The input is a terminal: a stop signal ends reading at once.
+    interactive: bool,
 }
 
 impl Lifecycle {
@@ -64,6 +66,16 @@ impl Lifecycle {
             halt: None,
             input_ended: None,
             purged: false,
+            interactive: false,
+        }
+    }
+
+    /// The same run, reading a terminal: a person pressed Ctrl-C, nobody is left to write the
+    /// rest, so a stop signal halts reading instead of granting a grace period.
+    pub fn at_a_terminal(self) -> Lifecycle {
+        Lifecycle {
+            interactive: true,
+            ..self
         }
     }
 
@@ -74,6 +86,9 @@ impl Lifecycle {
         }
         if stops >= 2 {
             self.hard_stop = true;
+        }
+        if stops >= 1 && self.interactive {
+            self.halt(Halt::Interrupted);
         }
     }
 
@@ -269,5 +284,15 @@ mod tests {
         assert!(life.keeps_last_piece());
         life.input_ended(t0);
         assert_eq!(life.phase(t0, 0), Phase::Done);
+    }
+
+    #[test]
+    fn a_stop_signal_at_a_terminal_closes_the_input_at_once() {
+        let t0 = Instant::now();
+        let mut life = Lifecycle::new(GRACE, false).at_a_terminal();
+        assert_eq!(life.phase(t0, 5), Phase::Reading);
+        life.signals(1, t0);
+        assert_eq!(life.halted(), Some(Halt::Interrupted));
+        assert_eq!(life.phase(t0, 5), Phase::Close);
     }
 }

@@ -240,10 +240,7 @@ impl App {
         if decision == Decision::Skip {
             return;
         }
-        let c = &self.out.ledger.counters;
-        bump(&c.read);
-        c.bytes
-            .fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        self.count_read(bytes);
         let malformed = decision.malformed();
         self.seen_malformed |= malformed;
         // Read again from the log after an abort: said, counted and failed in the first pass.
@@ -309,12 +306,17 @@ impl App {
     /// Keeps input the log could not take as failed, unsent: it would not survive a kill, and
     /// a record only partly logged would arrive cut.
     fn fail_unlogged(&mut self, bytes: &[u8], at: Position, why: String) {
+        self.count_read(bytes);
+        let reason = Reason::Unwritten(format!("{at}: not in the log, so not sent ({why})"));
+        self.fail_input(bytes, &reason);
+    }
+
+    /// Counts one record read.
+    fn count_read(&self, bytes: &[u8]) {
         let c = &self.out.ledger.counters;
         bump(&c.read);
         c.bytes
             .fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
-        let reason = Reason::Output(format!("{at}: not in the log, so not sent ({why})"));
-        self.fail_input(bytes, &reason);
     }
 
     /// Puts input that cannot be sent with the failures, as its raw bytes.

@@ -35,8 +35,6 @@ pub struct Outbox {
     pub transactional: bool,
     /// A record refused with its batch is out alone: nothing else may be sent until it settles.
     isolating: bool,
-    /// Standard input is a terminal: a stop signal ends reading at once.
-    pub interactive: bool,
 }
 
 impl Outbox {
@@ -60,7 +58,6 @@ impl Outbox {
             refused: None,
             transactional: false,
             isolating: false,
-            interactive: false,
         }
     }
 
@@ -83,11 +80,15 @@ impl Outbox {
         let Some(k) = self.sink.kafka() else {
             return false;
         };
-        let again = std::mem::take(&mut k.retries().again);
-        let waiting = !k.retries().alone.is_empty();
-        let next = match waiting && again.is_empty() && in_flight == 0 {
-            true => k.retries().alone.pop_front(),
-            false => None,
+        let (again, next, waiting) = {
+            let mut r = k.retries();
+            let again = std::mem::take(&mut r.again);
+            let waiting = !r.alone.is_empty();
+            let next = match waiting && again.is_empty() && in_flight == 0 {
+                true => r.alone.pop_front(),
+                false => None,
+            };
+            (again, next, waiting)
         };
         for p in &again {
             self.send(&p.record(), p.origin);
@@ -138,10 +139,10 @@ impl Outbox {
         let stops = self.signals.stops();
         if stops != self.stops_seen {
             self.stops_seen = stops;
+            let halted = self.life.halted();
             self.life.signals(stops, Instant::now());
-            if self.interactive && self.life.halted().is_none() {
+            if halted.is_none() && self.life.halted() == Some(Halt::Interrupted) {
                 say!("kpipe: interrupted: nothing more is read from the terminal");
-                self.life.halt(Halt::Interrupted);
             }
         }
     }

@@ -108,11 +108,13 @@ impl App {
         };
         let replay_router =
             Router::new(Format::Envelope, &Default::default()).map_err(setup(Status::Software))?;
-        let life = Lifecycle::new(s.shutdown_timeout, spool.is_some() || txn.is_some());
+        let mut life = Lifecycle::new(s.shutdown_timeout, spool.is_some() || txn.is_some());
+        if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+            life = life.at_a_terminal();
+        }
         let reports = Reports::new(s.progress, stats_out, s.stats_interval);
         let mut out = Outbox::new(sink, ledger, life, signals, reports);
         out.transactional = txn.is_some();
-        out.interactive = std::io::IsTerminal::is_terminal(&std::io::stdin());
         Ok(App {
             policy: Policy {
                 format: s.format,

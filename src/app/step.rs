@@ -148,15 +148,15 @@ pub fn decide(
             hint: false,
         });
     }
+    // Only the time is wrong with it: the record itself can go.
+    let restamp = matches!(problem, Problem::TimestampOutOfRange(_));
     let reason = Reason::Malformed {
         at,
         problem,
         hint: first_malformed && looks_like_text(policy.format, bytes),
     };
     match policy.on_error {
-        OnError::FallbackToString | OnError::SilentlyFallbackToString
-            if matches!(problem_of(&reason), Some(Problem::TimestampOutOfRange(_))) =>
-        {
+        OnError::FallbackToString | OnError::SilentlyFallbackToString if restamp => {
             Decision::Restamp(reason)
         }
         OnError::FallbackToString | OnError::SilentlyFallbackToString => {
@@ -170,13 +170,6 @@ pub fn decide(
         }
         OnError::DropMessage | OnError::SilentlyDropMessage => Decision::Drop(reason),
         OnError::Exit => Decision::Stop(reason),
-    }
-}
-
-fn problem_of(reason: &Reason) -> Option<&Problem> {
-    match reason {
-        Reason::Malformed { problem, .. } => Some(problem),
-        _ => None,
     }
 }
 

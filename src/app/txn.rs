@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use super::lifecycle::Halt;
 use super::outbox::Outbox;
@@ -175,7 +175,6 @@ impl std::error::Error for IdInUse {}
 /// Takes this user's host-wide lock on transactional id `id` (in `$TMPDIR/kpipe-UID`, a
 /// directory checked as a spool is); `IdInUse` if another run holds it.
 fn lock_id(id: &str) -> Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
     let uid = rustix::process::geteuid().as_raw();
     let dir = std::env::temp_dir().join(format!("kpipe-{uid}"));
     crate::spool::prepare_dir(&dir)?;
@@ -187,14 +186,7 @@ fn lock_id(id: &str) -> Result<std::fs::File> {
         })
         .collect();
     let path = dir.join(format!("txn-{name}.lock"));
-    let file = std::fs::File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .custom_flags(crate::spool::NOFOLLOW)
-        .open(&path)
-        .with_context(|| format!("opening {}", path.display()))?;
+    let file = crate::spool::open_lock_file(&path)?;
     match file.try_lock() {
         Ok(()) => Ok(file),
         Err(std::fs::TryLockError::WouldBlock) => Err(IdInUse(id.to_string()).into()),

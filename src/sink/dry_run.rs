@@ -39,7 +39,7 @@ impl DryRun {
     /// Prints one record.
     pub fn send(&mut self, rec: &Record, origin: Origin) {
         if let Some(e) = &self.error {
-            return self.ledger.unwritten(&Reason::Output(e.clone()));
+            return self.ledger.unwritten(&Reason::Unwritten(e.clone()));
         }
         envelope::write_line(&mut self.buf, rec, None);
         self.pending.push(origin);
@@ -57,7 +57,7 @@ impl DryRun {
         match out.write_all(&self.buf).and_then(|()| out.flush()) {
             Ok(()) => self.pending.iter().for_each(|&o| self.ledger.delivered(o)),
             Err(e) => {
-                let reason = Reason::Output(format!("writing standard output: {e}"));
+                let reason = Reason::Unwritten(format!("writing standard output: {e}"));
                 self.pending
                     .iter()
                     .for_each(|_| self.ledger.unwritten(&reason));

@@ -109,15 +109,22 @@ impl Context {
         Reason::Kafka { code, text }
     }
 
-    pub(super) fn record_failure(&self, msg: &BorrowedMessage, origin: Origin, e: &KafkaError) {
+    /// A record that failed for good or for now; `words`: what the broker said of it.
+    pub(super) fn record_failure(
+        &self,
+        msg: &BorrowedMessage,
+        origin: Origin,
+        e: &KafkaError,
+        words: &str,
+    ) {
         // SAFETY: msg points at a live message for the duration of the delivery callback.
         let status = unsafe { rdkafka_sys::rd_kafka_message_status(msg.ptr()) };
         let in_doubt =
             status == rdkafka_sys::rd_kafka_msg_status_t::RD_KAFKA_MSG_STATUS_POSSIBLY_PERSISTED;
         let rec = failed_record(msg, origin);
         let mut reason = self.reason(e, rec.topic);
-        if let (Reason::Kafka { text, .. }, Some(words)) = (&mut reason, broker_words(msg)) {
-            if !text.contains(&words) {
+        if let Reason::Kafka { text, .. } = &mut reason {
+            if !words.is_empty() && !text.contains(words) {
                 text.push_str(": ");
                 text.push_str(&words);
             }
@@ -132,7 +139,7 @@ impl Context {
         let code = e.rdkafka_error_code();
         let chance = retry::chance(code, &words, origin.is_alone(), self.restamp);
         if chance == Chance::None {
-            return self.record_failure(msg, origin, e);
+            return self.record_failure(msg, origin, e, &words);
         }
         let mut parked = Parked::of(&failed_record(msg, origin), origin);
         if chance == Chance::Restamp {

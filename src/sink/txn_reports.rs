@@ -55,7 +55,7 @@ impl TxnReports {
                 let innocent =
                     retry::chance(e.rdkafka_error_code(), &words, false, false) == Chance::Again;
                 if stream && reason.kind() == Kind::Permanent && !innocent {
-                    cx.record_failure(msg, Origin(opaque), e);
+                    cx.record_failure(msg, Origin(opaque), e, &words);
                     self.refused
                         .add(msg.topic(), msg.key(), msg.payload(), false);
                 }
