@@ -23,6 +23,8 @@ pub struct Counters {
     pub replayed: AtomicU64,
     /// Spool lines that were not envelopes, kept in a `.bad` file beside their spool file.
     pub set_aside: AtomicU64,
+    /// Empty records (a delimiter alone), skipped: not read, not sent.
+    pub empty: AtomicU64,
     /// From librdkafka's statistics, when `--stats` is on.
     pub retried: AtomicU64,
     pub broker_rtt_us: Mutex<BTreeMap<String, i64>>,
@@ -48,6 +50,7 @@ pub struct Tally {
     pub malformed_failed: u64,
     pub replayed: u64,
     pub set_aside: u64,
+    pub empty: u64,
     pub retried: u64,
 }
 
@@ -67,6 +70,7 @@ impl Counters {
             malformed_failed: self.malformed_failed.load(Relaxed),
             replayed: self.replayed.load(Relaxed),
             set_aside: self.set_aside.load(Relaxed),
+            empty: self.empty.load(Relaxed),
             retried: self.retried.load(Relaxed),
         }
     }
@@ -92,6 +96,7 @@ impl Counters {
             "dead_lettered": t.dead_lettered,
             "lost": t.lost,
             "set_aside": t.set_aside,
+            "empty_skipped": t.empty,
             "in_doubt": t.in_doubt,
             "retried": t.retried,
             "malformed": t.malformed(),
@@ -132,6 +137,7 @@ impl Tally {
             (self.set_aside, "set aside as not envelopes"),
             (self.in_doubt, "possibly stored by the broker too"),
             (self.replayed, "replayed from the spool"),
+            (self.empty, "empty skipped"),
         ]
         .iter()
         .filter(|(n, _)| *n > 0)

@@ -202,12 +202,17 @@ impl App {
                 offset: input.offset(),
             };
             let bytes = &input.window()[..len];
-            if matches!(piece, Piece::Skip(_) | Piece::Tail(_)) || self.s.format == Format::Json {
+            if matches!(piece, Piece::Skip(_) | Piece::Empty(_) | Piece::Tail(_))
+                || self.s.format == Format::Json
+            {
                 self.lines += memchr::memchr_iter(b'\n', bytes).count() as u64;
+            }
+            if let Piece::Empty(_) = piece {
+                bump(&self.out.ledger.counters.empty);
             }
             let end = at.offset + len as u64;
             match self.txn.as_ref().filter(|t| t.unlogged(end)) {
-                Some(t) if !matches!(piece, Piece::Skip(_)) => {
+                Some(t) if !matches!(piece, Piece::Skip(_) | Piece::Empty(_)) => {
                     let why = t.log_error.clone().unwrap_or_default();
                     self.fail_unlogged(bytes, at, why);
                 }

@@ -104,7 +104,7 @@ pub fn decide(
     router: &mut impl Route,
 ) -> Decision {
     let framing = match piece {
-        Piece::Skip(_) | Piece::Tail(_) => return Decision::Skip,
+        Piece::Skip(_) | Piece::Empty(_) | Piece::Tail(_) => return Decision::Skip,
         Piece::Cut(n) => {
             router.forget();
             return Decision::Fail(Reason::TooLarge {

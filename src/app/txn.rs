@@ -60,11 +60,13 @@ pub(super) struct Txn {
     pub logged_end: Option<u64>,
 }
 
-/// The input counted up to a commit: records and bytes read (the ledger's counters) and lines.
+/// The input counted up to a commit: records, bytes and empty records read (the ledger's
+/// counters) and lines.
 #[derive(Debug, Default, Clone, Copy)]
 struct Counted {
     read: u64,
     bytes: u64,
+    empty: u64,
     lines: u64,
 }
 
@@ -374,6 +376,7 @@ impl App {
                 txn.counted = Counted {
                     read: c.read.load(Relaxed),
                     bytes: c.bytes.load(Relaxed),
+                    empty: c.empty.load(Relaxed),
                     lines: txn.position_lines,
                 };
                 if let Some(j) = txn
@@ -413,6 +416,7 @@ impl App {
                 say!("kpipe: a transaction was aborted ({why}); its records stay in the log and are sent again");
                 c.read.store(txn.counted.read, Relaxed);
                 c.bytes.store(txn.counted.bytes, Relaxed);
+                c.empty.store(txn.counted.empty, Relaxed);
                 self.lines = txn.counted.lines;
                 txn.position = txn.committed;
                 txn.blocked = false;

@@ -177,7 +177,7 @@ mod tests {
             match p {
                 Piece::Record(_) => out.push((text, "ok")),
                 Piece::Malformed(_, why) => out.push((text, why)),
-                Piece::Skip(_) | Piece::Cut(_) | Piece::Tail(_) => {}
+                Piece::Skip(_) | Piece::Empty(_) | Piece::Cut(_) | Piece::Tail(_) => {}
             }
             at += p.len();
         }

@@ -4,13 +4,16 @@ use memchr::memmem;
 
 use super::{Framer, Piece};
 
-/// Splits at a byte-string delimiter; empty records are skipped with their delimiter.
+/// Splits at a byte-string delimiter; an empty record is its delimiter alone, `Piece::Empty`.
 pub struct LinesFramer {
     delimiter: Vec<u8>,
     finder: memmem::Finder<'static>,
     /// Bytes at the start of the window already searched without a match, so a long record
     /// arriving in many reads is not searched again from its start.
     searched: usize,
+    /// Whether the last piece was a record, so the delimiter that comes next ends it rather
+    /// than an empty one.
+    after_record: bool,
 }
 
 impl LinesFramer {
@@ -20,6 +23,7 @@ impl LinesFramer {
             delimiter: delimiter.to_vec(),
             finder: memmem::Finder::new(delimiter).into_owned(),
             searched: 0,
+            after_record: false,
         }
     }
 }
@@ -32,17 +36,23 @@ impl Framer for LinesFramer {
         let d = self.delimiter.len();
         if window.starts_with(&self.delimiter) {
             self.searched = 0;
-            return Some(Piece::Skip(d));
+            let ends_record = std::mem::replace(&mut self.after_record, false);
+            return Some(match ends_record {
+                true => Piece::Skip(d),
+                false => Piece::Empty(d),
+            });
         }
         // A delimiter may straddle the end of what was searched before.
         let from = self.searched.saturating_sub(d - 1);
         match self.finder.find(&window[from..]) {
             Some(i) => {
                 self.searched = 0;
+                self.after_record = true;
                 Some(Piece::Record(from + i))
             }
             None if eof => {
                 self.searched = 0;
+                self.after_record = true;
                 Some(Piece::Record(window.len()))
             }
             None => {
@@ -54,6 +64,8 @@ impl Framer for LinesFramer {
 
     fn reset(&mut self) {
         self.searched = 0;
+        // The record in progress was cut: the delimiter that ends its dropped rest ends it.
+        self.after_record = true;
     }
 }
 
@@ -71,7 +83,7 @@ mod tests {
             vec![
                 Piece::Record(1),
                 Piece::Skip(1),
-                Piece::Skip(1),
+                Piece::Empty(1),
                 Piece::Record(2),
                 Piece::Skip(1),
                 Piece::Record(1)

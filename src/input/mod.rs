@@ -17,6 +17,8 @@ pub enum Piece {
     Record(usize),
     /// Delimiters and blank space between records.
     Skip(usize),
+    /// An empty record (a delimiter with no record before it): skipped, and counted as such.
+    Empty(usize),
     /// Bytes that cannot be a record of this format, with the reason.
     Malformed(usize, &'static str),
     /// The first bytes of a record longer than the limit, cut there (`Capped`).
@@ -31,6 +33,7 @@ impl Piece {
         match self {
             Piece::Record(n)
             | Piece::Skip(n)
+            | Piece::Empty(n)
             | Piece::Malformed(n, _)
             | Piece::Cut(n)
             | Piece::Tail(n) => n,

@@ -52,6 +52,8 @@ pub struct Context {
     retries: Mutex<Retries>,
     /// Whether a replaced timestamp was reported yet (once a run).
     restamp_said: std::sync::atomic::AtomicBool,
+    /// Whether a broker answered a produce request, refusing included.
+    answered: std::sync::atomic::AtomicBool,
 }
 
 /// The delivery opaque of kpipe's own records (log positions), which are not input records.
@@ -264,6 +266,12 @@ impl ProducerContext for Context {
 
     fn delivery(&self, result: &DeliveryResult<'_>, opaque: usize) {
         self.reported.fetch_add(1, Relaxed);
+        if let Err((e, _)) = result {
+            // librdkafka's own errors are negative; a broker's are its answer.
+            if e.rdkafka_error_code().is_some_and(|c| c as i32 > 0) {
+                self.answered.store(true, Relaxed);
+            }
+        }
         if let Some(t) = &self.txn {
             return t.report(self, result, opaque);
         }
@@ -318,6 +326,7 @@ impl KafkaSink {
             restamp: s.on_error.sends(),
             retries: Mutex::new(Retries::default()),
             restamp_said: Default::default(),
+            answered: Default::default(),
         };
         let producer: BaseProducer<Context> = s
             .client
@@ -464,13 +473,15 @@ impl KafkaSink {
             .map(|(code, text)| format!("{text} ({code:?})"))
     }
 
-    /// Whether a broker answers a metadata request now, to tell "unreachable" from "failed".
-    /// It asks about one topic kpipe sent to: a cluster of thousands of topics does not answer
-    /// a request for all of them within the second.
+    /// Whether a broker answered, to tell "unreachable" from "failed": one that refused a
+    /// record answered; else one must answer a metadata request about a topic kpipe sent to
+    /// now (not about all topics: thousands do not come back within the second).
     pub fn reachable(&self) -> bool {
-        self.producer
-            .client()
-            .fetch_metadata(self.topics.last(), Duration::from_secs(1))
-            .is_ok()
+        self.producer.context().answered.load(Relaxed)
+            || self
+                .producer
+                .client()
+                .fetch_metadata(self.topics.last(), Duration::from_secs(1))
+                .is_ok()
     }
 }

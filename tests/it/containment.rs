@@ -299,3 +299,19 @@ fn a_second_atomic_job_with_the_same_default_id_refuses_to_start() {
     let landed = read_topic(b, &topic, 2, Duration::from_secs(30));
     assert_eq!(landed.len(), 2, "{}", first.stderr);
 }
+
+#[test]
+fn empty_lines_are_counted_as_skipped() {
+    let dir = temp_dir("empty-lines");
+    let stats = dir.join("stats.json").to_string_lossy().into_owned();
+    let run = kpipe(
+        &["--dry-run", "-t", "t", "--stats", &stats],
+        b"a\n\nb\n\n\n",
+    );
+    assert_status(&run, Status::Ok);
+    assert!(run.stderr.contains("2 read"), "{}", run.stderr);
+    assert!(run.stderr.contains("3 empty skipped"), "{}", run.stderr);
+    let last = read_lines(Path::new(&stats)).pop().unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(&last).expect("a stats line");
+    assert_eq!(v["empty_skipped"], 3, "{last}");
+}

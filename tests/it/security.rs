@@ -405,3 +405,26 @@ fn control_characters_from_the_input_are_escaped_on_stderr() {
         run.stderr
     );
 }
+
+#[test]
+fn ten_thousand_topics_all_refused_by_acl_are_75_not_unreachable() {
+    let s = secure_cluster();
+    let prefix = fresh_topic("nope-many");
+    let dl = temp_dir("acl-many").join("dead.ndjson");
+    let input: String = (0..10_000)
+        .map(|i| format!("{{\"PROGRAM\":\"{prefix}-{i}\"}}\n"))
+        .collect();
+    let mut args = as_alice(s);
+    args.extend([
+        "-f",
+        "ndjson",
+        "-t",
+        "${PROGRAM}",
+        "--dead-letter",
+        dl.to_str().unwrap(),
+    ]);
+    let run = kpipe(&args, input.as_bytes());
+    assert_eq!(run.code(), 75, "{}", run.stderr);
+    assert!(!run.stderr.contains("no broker"), "{}", run.stderr);
+    assert_eq!(read_lines(&dl).len(), 10_000);
+}
