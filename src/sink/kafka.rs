@@ -128,7 +128,7 @@ impl Context {
         if let Reason::Kafka { text, .. } = &mut reason {
             if !words.is_empty() && !text.contains(words) {
                 text.push_str(": ");
-                text.push_str(&words);
+                text.push_str(words);
             }
         }
         self.ledger.failed(origin, &rec, &reason, in_doubt);
