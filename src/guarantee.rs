@@ -146,9 +146,9 @@ pub const GUARANTEES: &[(&str, [&str; 4], &str)] = &[
             "neither for the others: they are sent again (alone, where the broker named no record); a refused timestamp is replaced under fallback-to-string (kpipe.error names it), else the record is dead-lettered",
             "the same",
             "none visible: aborted, exit 75, every record in --dead-letter",
-            "a timestamp or topic name: neither for the others; a batch too large or a keyless record: the others stay in the log for the next run",
+            "neither for the others when the broker names the bad record (timestamp, keyless record; a topic name kpipe refuses itself); a batch too large: every record of it dead-lettered",
         ],
-        "poison::each_kind_of_refused_record_costs_only_itself_with_a_dead_letter_file, poison::a_clock_two_hours_fast_is_refused_by_the_broker_and_restamped, poison::a_refused_timestamp_or_topic_costs_only_itself_exactly_once",
+        "poison::each_kind_of_refused_record_costs_only_itself_with_a_dead_letter_file, poison::a_clock_two_hours_fast_is_refused_by_the_broker_and_restamped, poison::a_record_the_broker_names_costs_only_itself_exactly_once",
     ),
     (
         "SIGTERM or SIGINT",

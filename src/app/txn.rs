@@ -20,6 +20,9 @@ use crate::say;
 use crate::sink::TxnFailed;
 use crate::wire::Record;
 
+/// How many aborts in a row after the input is over are resent at once (see `aborted`).
+const ABORTS_AT_END: u32 = 3;
+
 /// How long a commit or abort may block, at most.
 pub(super) const TXN_WAIT: Duration = Duration::from_secs(60);
 
@@ -48,6 +51,8 @@ pub(super) struct Txn {
     counted: Counted,
     /// Records handed to the open transaction.
     pub sent: u64,
+    /// Aborts since the last commit after the input was over, each resent at once.
+    aborts_at_end: u32,
     /// Why the transaction was aborted; from then on every record fails with it.
     pub aborted: Option<Reason>,
     /// Why the log could not take more input, once it could not.
@@ -142,6 +147,7 @@ impl Txn {
             opened: None,
             counted: Counted::default(),
             sent: 0,
+            aborts_at_end: 0,
             aborted: None,
             log_error: None,
             logged_end: None,
@@ -373,6 +379,7 @@ impl App {
                 c.delivered.fetch_add(n, Relaxed);
                 txn.opened = None;
                 txn.committed = txn.position;
+                txn.aborts_at_end = 0;
                 txn.counted = Counted {
                     read: c.read.load(Relaxed),
                     bytes: c.bytes.load(Relaxed),
@@ -422,7 +429,13 @@ impl App {
                 txn.blocked = false;
                 // Once the input is over, the next run resends, unless a record was refused
                 // for good: resent now, it goes to the dead-letter file and the rest lands.
-                let now = !input_done || refused_anew;
+                // The abort that follows a refusal may still meet the reports of records
+                // librdkafka purged from the first, so a few aborts in a row are resent at once
+                // too; an outage at the end is still left to the next run.
+                if input_done {
+                    txn.aborts_at_end += 1;
+                }
+                let now = !input_done || refused_anew || txn.aborts_at_end <= ABORTS_AT_END;
                 (now && !self.out.life.must_close_input()).then_some(txn.committed)
             }
             Mode::Atomic => {
