@@ -120,6 +120,18 @@ impl Reason {
         }
     }
 
+    /// Whether librdkafka purged the record from an aborted transaction, rather than anything
+    /// being wrong with it or the brokers.
+    pub fn purged(&self) -> bool {
+        matches!(
+            self,
+            Reason::Kafka {
+                code: Some(PurgeQueue | PurgeInflight),
+                ..
+            }
+        )
+    }
+
     /// Advice for the exit message, chosen by what went wrong.
     pub fn hint(&self) -> Option<&'static str> {
         match self {

@@ -20,7 +20,8 @@ use crate::say;
 use crate::sink::TxnFailed;
 use crate::wire::Record;
 
-/// How many aborts in a row after the input is over are resent at once (see `aborted`).
+/// How many aborts in a row for purged records, after the input is over, are resent at once
+/// (see `aborted`).
 const ABORTS_AT_END: u32 = 3;
 
 /// How long a commit or abort may block, at most.
@@ -51,7 +52,7 @@ pub(super) struct Txn {
     counted: Counted,
     /// Records handed to the open transaction.
     pub sent: u64,
-    /// Aborts since the last commit after the input was over, each resent at once.
+    /// Aborts for purged records since the last commit after the input was over.
     aborts_at_end: u32,
     /// Why the transaction was aborted; from then on every record fails with it.
     pub aborted: Option<Reason>,
@@ -415,6 +416,8 @@ impl App {
             self.out.fatal.get_or_insert(e);
             self.out.life.halt(Halt::Fatal);
         }
+        // Failed only by reports of records librdkafka purged from an aborted transaction.
+        let purged = k.aborted_for().is_some_and(|r| r.purged());
         let refused_anew = k.refused_anew();
         txn.opened = None;
         let c = &self.out.ledger.counters;
@@ -429,13 +432,14 @@ impl App {
                 txn.blocked = false;
                 // Once the input is over, the next run resends, unless a record was refused
                 // for good: resent now, it goes to the dead-letter file and the rest lands.
-                // The abort that follows a refusal may still meet the reports of records
-                // librdkafka purged from the first, so a few aborts in a row are resent at once
-                // too; an outage at the end is still left to the next run.
-                if input_done {
+                // The transaction after a refusal may meet the reports of records librdkafka
+                // purged from the refused one: such an abort is resent at once too, a few times
+                // in a row; an outage at the end is still left to the next run.
+                if input_done && purged {
                     txn.aborts_at_end += 1;
                 }
-                let now = !input_done || refused_anew || txn.aborts_at_end <= ABORTS_AT_END;
+                let again = purged && txn.aborts_at_end <= ABORTS_AT_END;
+                let now = !input_done || refused_anew || again;
                 (now && !self.out.life.must_close_input()).then_some(txn.committed)
             }
             Mode::Atomic => {

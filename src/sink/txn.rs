@@ -97,6 +97,9 @@ impl KafkaSink {
 
     /// Opens a transaction; records sent from now on belong to it.
     pub fn begin(&self) -> Result<(), TxnFailed> {
+        if let Some(t) = &self.producer.context().txn {
+            t.began();
+        }
         self.producer
             .begin_transaction()
             .map_err(|e| TxnFailed::Fatal(e.to_string()))
@@ -118,6 +121,11 @@ impl KafkaSink {
     pub fn refused_anew(&self) -> bool {
         let txn = self.producer.context().txn.as_ref();
         txn.is_some_and(|t| t.refused.take_fresh())
+    }
+
+    /// Why the transaction that ended last had to be aborted, if a delivery failed in it.
+    pub fn aborted_for(&self) -> Option<Reason> {
+        self.producer.context().txn.as_ref()?.ended_for()
     }
 
     /// A delivery failure inside the open transaction, which must then be aborted.

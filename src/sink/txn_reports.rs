@@ -21,6 +21,8 @@ use crate::wire::Record;
 pub(super) struct TxnReports {
     pub acked: AtomicU64,
     failure: Mutex<Option<Reason>>,
+    /// Why the last transaction that ended was failed, if it was.
+    ended_for: Mutex<Option<Reason>>,
     /// `--atomic`: a record the producer refuses fails the transaction, not just itself.
     pub all_or_nothing: bool,
     /// A stream's records refused for good since the last commit.
@@ -74,9 +76,21 @@ impl TxnReports {
         locked(&self.failure).clone()
     }
 
-    /// Forgets the failure, for the next transaction.
+    /// Forgets the failure, for the next transaction (`ended_for` keeps it until that begins).
     pub fn clear_failure(&self) {
-        *locked(&self.failure) = None;
+        if let Some(f) = locked(&self.failure).take() {
+            *locked(&self.ended_for) = Some(f);
+        }
+    }
+
+    /// A transaction begins: why the one before ended is history.
+    pub fn began(&self) {
+        *locked(&self.ended_for) = None;
+    }
+
+    /// Why the transaction that ended last was failed, if it was.
+    pub fn ended_for(&self) -> Option<Reason> {
+        locked(&self.ended_for).clone()
     }
 }
 

@@ -219,8 +219,7 @@ fn a_clock_two_hours_fast_is_refused_by_the_broker_and_restamped() {
 /// records are dead-lettered.)
 #[test]
 fn a_record_the_broker_names_costs_only_itself_exactly_once() {
-    for case in CASES.iter().filter(|c| c.name != "size")
-    {
+    for case in CASES.iter().filter(|c| c.name != "size") {
         let dir = temp_dir(&format!("poison-eo-{}", case.name));
         let spool = dir.join("spool");
         let spool_arg = spool.to_string_lossy().into_owned();
