@@ -34,6 +34,14 @@ fn as_alice(s: &Secure) -> Vec<&str> {
     ]
 }
 
+/// NDJSON routed by its PROGRAM field, sent as alice, with a dead-letter file.
+fn routed_as_alice(s: &Secure, dead_letter: &std::path::Path, input: &str) -> Run {
+    let mut args = as_alice(s);
+    let dl = dead_letter.to_string_lossy();
+    args.extend(["-f", "ndjson", "-t", "${PROGRAM}", "--dead-letter", &dl]);
+    kpipe(&args, input.as_bytes())
+}
+
 fn password() -> String {
     let s = secure_cluster();
     std::fs::read_to_string(s.get("PASSWORD_FILE"))
@@ -164,16 +172,7 @@ fn a_topic_the_user_may_not_write_is_dead_lettered_naming_topic_and_principal() 
             format!("{{\"PROGRAM\":\"{program}\",\"i\":{i}}}\n")
         })
         .collect();
-    let mut args = as_alice(s);
-    args.extend([
-        "-f",
-        "ndjson",
-        "-t",
-        "${PROGRAM}",
-        "--dead-letter",
-        dl.to_str().unwrap(),
-    ]);
-    let run = kpipe(&args, input.as_bytes());
+    let run = routed_as_alice(s, &dl, &input);
     assert_eq!(run.code(), 75, "{}", run.stderr);
     assert_eq!(
         read_topic(&s.cluster.bootstrap, &allowed, 10, WAIT).len(),
@@ -414,16 +413,7 @@ fn ten_thousand_topics_all_refused_by_acl_are_75_not_unreachable() {
     let input: String = (0..10_000)
         .map(|i| format!("{{\"PROGRAM\":\"{prefix}-{i}\"}}\n"))
         .collect();
-    let mut args = as_alice(s);
-    args.extend([
-        "-f",
-        "ndjson",
-        "-t",
-        "${PROGRAM}",
-        "--dead-letter",
-        dl.to_str().unwrap(),
-    ]);
-    let run = kpipe(&args, input.as_bytes());
+    let run = routed_as_alice(s, &dl, &input);
     assert_eq!(run.code(), 75, "{}", run.stderr);
     assert!(!run.stderr.contains("no broker"), "{}", run.stderr);
     assert_eq!(read_lines(&dl).len(), 10_000);
