@@ -120,8 +120,8 @@ Secrets never come from the command line: -X sasl.password and the other secret 
 are refused. A -F file holding a secret, and the password file, must not be readable by group \
 or others. Secrets are redacted from every message, librdkafka's log included.
 
-A failed TLS handshake exits 69 and refused SASL credentials exit 77, at once rather than after \
---delivery-timeout. A topic the principal may not write sends its records to the dead-letter \
+A failed TLS handshake, TLS to a plaintext listener or plaintext to a TLS one exits 69 and \
+refused SASL credentials exit 77, at once rather than after --delivery-timeout. A topic the principal may not write sends its records to the dead-letter \
 file, naming topic and principal.
 
 A spool directory kpipe creates is mode 700; one owned by another user or writable by group or \
@@ -133,10 +133,13 @@ else the dead-letter file. Control characters on stderr are escaped.",
     (
         "TRANSACTIONS",
         "--atomic sends the whole input in one Kafka transaction, committed at EOF: a \
-read_committed consumer sees all of it or none. A stop signal, a failed record, a read error or \
-a malformed record under --on-error exit aborts it; the records then go to the dead-letter file \
-when one is given (kpipe keeps a private log of the input beside it for that), and the exit status \
-is not 0. The transaction stays open for the whole run: --transaction-timeout (default 15m, the \
+read_committed consumer sees all of it or none. A stop signal, a record that could not be \
+delivered in time, a read error or a malformed record under --on-error exit aborts it; the records \
+then go to the dead-letter file when one is given (kpipe keeps a private log of the input beside it \
+for that), and the exit status is not 0. With a dead-letter file, a record the brokers refuse for \
+good (as a malformed record under the other --on-error values) costs only itself: it goes to the \
+file and the transaction is sent again from the log without it, so the commit holds every other \
+record. The transaction stays open for the whole run: --transaction-timeout (default 15m, the \
 brokers' default transaction.max.timeout.ms) bounds how long the input may take, and a value \
 above the brokers' maximum is refused at start (exit 78). Memory stays bounded by --max-buffered: \
 records are sent as they are read, not held until EOF.

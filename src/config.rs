@@ -201,7 +201,9 @@ fn client_config(
         .set("batch.size", batch_size(cli.compression).to_string())
         // Keyed records land where the Java client would put them.
         .set("partitioner", "murmur2_random")
-        .set("log.connection.close", "false")
+        // A connection closed while asking for ApiVersion tells a plaintext client at a TLS
+        // listener: librdkafka says so only in this log (see `sink::kafka::Context::log`).
+        .set("log.connection.close", "true")
         // Connect to every broker as soon as metadata names it, not when the first batch for it
         // is ready: the idempotent producer needs a connected broker for its producer id, and
         // waiting for one made a one-record run take 60 ms instead of 15.
@@ -263,10 +265,10 @@ fn client_config(
         c.set(k, v);
     }
     // rdkafka asks the `log` crate which librdkafka levels to forward; kpipe has no logger, so
-    // the level is set here: warnings with -v, everything (and `-X debug=...`) with -vv.
+    // the level is set here: everything (and `-X debug=...`) with -vv, else what kpipe reads
+    // (closed connections are logged at Info) and prints (warnings with -v).
     c.set_log_level(match cli.verbose {
-        0 => rdkafka::config::RDKafkaLogLevel::Error,
-        1 => rdkafka::config::RDKafkaLogLevel::Warning,
+        0 | 1 => rdkafka::config::RDKafkaLogLevel::Info,
         _ => rdkafka::config::RDKafkaLogLevel::Debug,
     });
     if cli.stats.is_some() {

@@ -135,20 +135,20 @@ pub const GUARANTEES: &[(&str, [&str; 4], &str)] = &[
         [
             "neither for the others: it goes to --dead-letter with the reason, exit 75",
             "the same, in DIR/dead-letter.ndjson unless --dead-letter names another file",
-            "none visible: aborted, exit 75, every record in --dead-letter",
+            "neither for the others: it goes to --dead-letter; the transaction is aborted and sent again from kpipe's log without it, exit 75 (without --dead-letter: none visible, aborted)",
             "neither for the others: it goes to --dead-letter; its transaction is aborted and the rest resent from the log, exit 75",
         ],
-        "delivery::permanent_failures_go_to_the_dead_letter_file_without_stalling_healthy_records, poison::each_kind_of_refused_record_costs_only_itself_with_a_spool_alone, transactions::atomic_run_with_a_record_the_producer_refuses_shows_nothing, transactions::exactly_once_sends_records_the_broker_refuses_to_the_dead_letter_file_and_the_rest_once",
+        "delivery::permanent_failures_go_to_the_dead_letter_file_without_stalling_healthy_records, poison::each_kind_of_refused_record_costs_only_itself_with_a_spool_alone, transactions::atomic_run_with_a_record_the_producer_refuses_commits_the_rest_and_dead_letters_it, transactions::atomic_run_with_a_record_the_producer_refuses_and_no_dead_letter_file_shows_nothing, transactions::exactly_once_sends_records_the_broker_refuses_to_the_dead_letter_file_and_the_rest_once",
     ),
     (
         "one record that makes the broker refuse its whole batch (a timestamp out of range, a batch too large, no key on a compacted topic)",
         [
             "neither for the others: they are sent again (alone, where the broker named no record); a refused timestamp is replaced under fallback-to-string (kpipe.error names it), else the record is dead-lettered",
             "the same",
-            "none visible: aborted, exit 75, every record in --dead-letter",
-            "neither for the others when the broker names the bad record (timestamp, keyless record; a topic name kpipe refuses itself); a batch too large: every record of it dead-lettered",
+            "neither for the others: the bad record goes to --dead-letter, the transaction is aborted and sent again from kpipe's log without it (one record at a time, where the broker named none), exit 75 (without --dead-letter: none visible, aborted)",
+            "neither for the others: the same, from the log",
         ],
-        "poison::each_kind_of_refused_record_costs_only_itself_with_a_dead_letter_file, poison::a_clock_two_hours_fast_is_refused_by_the_broker_and_restamped, poison::a_record_the_broker_names_costs_only_itself_exactly_once",
+        "poison::each_kind_of_refused_record_costs_only_itself_with_a_dead_letter_file, poison::a_clock_two_hours_fast_is_refused_by_the_broker_and_restamped, poison::each_kind_of_refused_record_costs_only_itself_atomically, poison::each_kind_of_refused_record_costs_only_itself_exactly_once",
     ),
     (
         "SIGTERM or SIGINT",

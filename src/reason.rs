@@ -220,6 +220,15 @@ impl Refused {
         }
     }
 
+    /// Whether a line librdkafka logged (`fac`, `text`) tells of a broker that closed the
+    /// connection while kpipe asked for its ApiVersion, as a TLS listener does with a
+    /// plaintext client. (librdkafka means to add that guess to its error, but checks the
+    /// format string, "%s", for "Disconnected", so it never does, and it logs a close without
+    /// raising an error.)
+    pub fn closed_at_hello(fac: &str, text: &str) -> bool {
+        fac == "FAIL" && text.contains("Disconnected") && text.contains("in state APIVERSION_QUERY")
+    }
+
     /// What to check.
     pub fn hint(self) -> &'static str {
         match self {
@@ -380,6 +389,13 @@ mod tests {
             Some(Refused::Protocol)
         );
         assert_eq!(Refused::of(None, ""), None);
+        let closed = "127.0.0.1:33425/bootstrap: Disconnected: connection closed by peer: receive 0 after POLLIN (after 2ms in state APIVERSION_QUERY)";
+        assert!(Refused::closed_at_hello("FAIL", closed));
+        assert!(!Refused::closed_at_hello("REQTMOUT", closed));
+        let later = "127.0.0.1:9092/1: Disconnected: connection closed by peer: receive 0 after POLLIN (after 60012ms in state UP)";
+        assert!(!Refused::closed_at_hello("FAIL", later));
+        let refused = "127.0.0.1:1/bootstrap: Connect to ipv4#127.0.0.1:1 failed: Connection refused (after 0ms in state CONNECT)";
+        assert!(!Refused::closed_at_hello("FAIL", refused));
     }
 
     #[test]

@@ -134,6 +134,14 @@ impl Outbox {
         true
     }
 
+    /// Waits until every record handed over is settled, or a stop signal comes.
+    pub fn settle(&mut self) {
+        while self.sink.in_flight() > 0 && !self.life.stopping() {
+            self.tick();
+            self.sink.wait(FULL_WAIT);
+        }
+    }
+
     /// Takes in stop signals; cheap enough to call for every record.
     pub fn observe_signals(&mut self) {
         let stops = self.signals.stops();

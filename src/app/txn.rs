@@ -274,8 +274,13 @@ impl Txn {
             self.opened = Some(Instant::now());
             self.sent = 0;
         }
+        let alone = out.sink.kafka().is_some_and(|k| k.one_at_a_time());
+        let origin = if alone { origin.alone() } else { origin };
         if out.send(rec, origin) {
             self.sent += 1;
+            if alone {
+                out.settle();
+            }
         } else {
             self.blocked = true;
         }
@@ -441,6 +446,29 @@ impl App {
                 let again = purged && txn.aborts_at_end <= ABORTS_AT_END;
                 let now = !input_done || refused_anew || again;
                 (now && !self.out.life.must_close_input()).then_some(txn.committed)
+            }
+            // A record refused for good is in the dead-letter file: the input is sent again
+            // from the log in a new transaction, which passes it over (and may meet the
+            // reports of records purged from this one, a few times in a row).
+            Mode::Atomic
+                if txn.journal.is_some()
+                    && !self.out.life.stopping()
+                    && !self.out.life.must_close_input()
+                    && {
+                        if purged {
+                            txn.aborts_at_end += 1;
+                        }
+                        refused_anew || (purged && txn.aborts_at_end <= ABORTS_AT_END)
+                    } =>
+            {
+                say!("kpipe: the transaction was aborted ({why}); it is sent again from the start without the records refused for good");
+                c.read.store(0, Relaxed);
+                c.bytes.store(0, Relaxed);
+                c.empty.store(0, Relaxed);
+                self.lines = 0;
+                txn.position = 0;
+                txn.blocked = false;
+                Some(0)
             }
             Mode::Atomic => {
                 say!("kpipe: the transaction was aborted ({why}): none of its records is visible to read_committed consumers");

@@ -8,7 +8,6 @@ use anyhow::Context as _;
 
 use super::lifecycle::Halt;
 use super::App;
-use crate::guarantee::Mode;
 use crate::input::{BlockReader, Framer};
 
 impl App {
@@ -30,7 +29,8 @@ impl App {
                 return;
             }
         };
-        let batch = txn.t.mode == Mode::Atomic;
+        // An aborted batch fails every record; one resent after a refusal sends them again.
+        let batch = txn.aborted.is_some();
         let ended = input.at_eof();
         txn.judged = txn.judged.max(input.offset());
         input.rewind(Box::new(reader), at, !batch && !ended);

@@ -52,9 +52,15 @@ pub struct Context {
     retries: Mutex<Retries>,
     /// Whether a replaced timestamp was reported yet (once a run).
     restamp_said: std::sync::atomic::AtomicBool,
-    /// Whether a broker answered a produce request, refusing included.
+    /// Whether a broker answered a produce request, refusing or taking a record.
     answered: std::sync::atomic::AtomicBool,
+    /// Connections closed while asking for ApiVersion (see `Refused::closed_at_hello`).
+    closed_at_hello: std::sync::atomic::AtomicU32,
 }
+
+/// Connections closed while asking for ApiVersion, with no broker ever answering, that make
+/// a protocol mismatch: more than one, as a broker shutting down may close one.
+const CLOSED_AT_HELLO: u32 = 2;
 
 /// The delivery opaque of kpipe's own records (log positions), which are not input records.
 pub(super) const BOOKKEEPING: usize = usize::MAX;
@@ -219,6 +225,16 @@ impl ClientContext for Context {
                 redact(message, &self.secrets)
             );
         }
+        if Refused::closed_at_hello(fac, message)
+            && !self.answered.load(Relaxed)
+            && self.closed_at_hello.fetch_add(1, Relaxed) + 1 >= CLOSED_AT_HELLO
+        {
+            // Without librdkafka's thread tag: the broker's name follows it.
+            let text = message.split_once("]: ").map_or(message, |(_, t)| t);
+            let text = redact(text, &self.secrets);
+            let mut log = self.errors();
+            log.refused.get_or_insert((Refused::Protocol, text));
+        }
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
@@ -266,11 +282,13 @@ impl ProducerContext for Context {
 
     fn delivery(&self, result: &DeliveryResult<'_>, opaque: usize) {
         self.reported.fetch_add(1, Relaxed);
-        if let Err((e, _)) = result {
-            // librdkafka's own errors are negative; a broker's are its answer.
-            if e.rdkafka_error_code().is_some_and(|c| c as i32 > 0) {
-                self.answered.store(true, Relaxed);
-            }
+        // librdkafka's own errors are negative; a broker's are its answer.
+        let answer = match result {
+            Ok(_) => true,
+            Err((e, _)) => e.rdkafka_error_code().is_some_and(|c| c as i32 > 0),
+        };
+        if answer && !self.answered.load(Relaxed) {
+            self.answered.store(true, Relaxed);
         }
         if let Some(t) = &self.txn {
             return t.report(self, result, opaque);
@@ -318,15 +336,18 @@ impl KafkaSink {
             errors: Mutex::new(ErrorLog::default()),
             secrets: secrets.clone(),
             principal: s.security.principal.clone(),
-            txn: s
-                .transactions
-                .as_ref()
-                .map(|t| TxnReports::new(t.mode == crate::guarantee::Mode::Atomic)),
+            // `--atomic` with a dead-letter file logs its input: a record refused for good goes
+            // to the file and the transaction is sent again without it. Without one there is
+            // nowhere to keep it and nothing to send again from: it fails the transaction.
+            txn: s.transactions.as_ref().map(|t| {
+                TxnReports::new(t.mode == crate::guarantee::Mode::Atomic && s.dead_letter.is_none())
+            }),
             reported: AtomicU64::new(0),
             restamp: s.on_error.sends(),
             retries: Mutex::new(Retries::default()),
             restamp_said: Default::default(),
             answered: Default::default(),
+            closed_at_hello: Default::default(),
         };
         let producer: BaseProducer<Context> = s
             .client
@@ -370,7 +391,7 @@ impl KafkaSink {
                     code: Some(code),
                     text: KafkaError::MessageProduction(code).to_string(),
                 };
-                // A stream's transaction goes on without a record refused for good (sent again
+                // A logged transaction goes on without a record refused for good (sent again
                 // from the log, it would be refused again); a failure that could pass, or of the
                 // position record, fails the transaction.
                 let for_good = reason.kind() == Kind::Permanent && origin.0 != BOOKKEEPING;

@@ -117,7 +117,14 @@ impl KafkaSink {
         self.send(&rec, Origin(BOOKKEEPING))
     }
 
-    /// Whether a stream's record was refused for good, and not known to be, since the last call.
+    /// Whether records are sent one at a time, each alone in flight, until the next commit.
+    pub fn one_at_a_time(&self) -> bool {
+        let txn = self.producer.context().txn.as_ref();
+        txn.is_some_and(|t| t.refused.alone())
+    }
+
+    /// Whether a record was refused for good (or records were asked to go one at a time), and
+    /// not known to be, since the last call.
     pub fn refused_anew(&self) -> bool {
         let txn = self.producer.context().txn.as_ref();
         txn.is_some_and(|t| t.refused.take_fresh())

@@ -1,8 +1,9 @@
 //! Delivery reports inside a transaction: nothing counts until the commit, and a failure means
-//! the transaction must be aborted (the records are still in the log or the input). A stream's
-//! record that the brokers refuse for good is the exception: sent again from the log after the
-//! abort, it would be refused again, and at EOF be left to the next run, which fares no better.
-//! It goes to the dead-letter file when refused, once, and is passed over when resent.
+//! the transaction must be aborted (the records are still in the log or the input). A record
+//! that the brokers refuse for good is the exception where a log keeps the input: sent again
+//! from it after the abort, it would be refused again (and a stream's, at EOF, be left to the
+//! next run, which fares no better). It goes to the dead-letter file when refused, once, and is
+//! passed over when resent.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicBool, AtomicU64};
@@ -23,9 +24,10 @@ pub(super) struct TxnReports {
     failure: Mutex<Option<Reason>>,
     /// Why the last transaction that ended was failed, if it was.
     ended_for: Mutex<Option<Reason>>,
-    /// `--atomic`: a record the producer refuses fails the transaction, not just itself.
+    /// `--atomic` without a dead-letter file: a record the producer refuses fails the
+    /// transaction, not just itself.
     pub all_or_nothing: bool,
-    /// A stream's records refused for good since the last commit.
+    /// Records refused for good since the last commit.
     pub refused: Refusals,
 }
 
@@ -51,15 +53,23 @@ impl TxnReports {
             Ok(_) => {}
             Err((e, msg)) => {
                 let reason = cx.reason(e, msg.topic());
-                let stream = !self.all_or_nothing && opaque != BOOKKEEPING;
-                // Refused only for another record of its batch: sent again from the log.
+                let kept = !self.all_or_nothing && opaque != BOOKKEEPING;
                 let words = super::kafka::broker_words(msg).unwrap_or_default();
-                let innocent =
-                    retry::chance(e.rdkafka_error_code(), &words, false, false) == Chance::Again;
-                if stream && reason.kind() == Kind::Permanent && !innocent {
-                    cx.record_failure(msg, Origin(opaque), e, &words);
-                    self.refused
-                        .add(msg.topic(), msg.key(), msg.payload(), false);
+                let origin = Origin(opaque);
+                let chance = retry::chance(e.rdkafka_error_code(), &words, origin.is_alone(), false);
+                if kept && reason.kind() == Kind::Permanent {
+                    match chance {
+                        // Refused only for another record of its batch: sent again from the log.
+                        Chance::Again => {}
+                        // Refused with a batch that named no record: the log is sent again one
+                        // record at a time, so that the refusal it meets is its own.
+                        Chance::Alone => self.refused.ask_alone(),
+                        Chance::Restamp | Chance::None => {
+                            cx.record_failure(msg, origin, e, &words);
+                            self.refused
+                                .add(msg.topic(), msg.key(), msg.payload(), false);
+                        }
+                    }
                 }
                 self.fail(reason);
             }
@@ -104,6 +114,9 @@ pub(super) struct Refusals {
     /// Whether one was added since `take_fresh` last looked.
     fresh: AtomicBool,
     list: Mutex<Vec<Refusal>>,
+    /// A batch was refused with no record named: until the next commit, records are sent one
+    /// at a time.
+    alone: AtomicBool,
 }
 
 struct Refusal {
@@ -172,7 +185,19 @@ impl Refusals {
         locked(&self.list).iter_mut().for_each(|r| r.seen = 0);
     }
 
-    /// Whether a record was refused since the last call.
+    /// A batch was refused with no record named: records go one at a time from now until the
+    /// next commit (this counts as a fresh refusal, so the log is sent again at once).
+    pub fn ask_alone(&self) {
+        self.alone.store(true, Relaxed);
+        self.fresh.store(true, Relaxed);
+    }
+
+    /// Whether records go one at a time, each alone in flight.
+    pub fn alone(&self) -> bool {
+        self.alone.load(Relaxed)
+    }
+
+    /// Whether a record was refused (or records were asked to go alone) since the last call.
     pub fn take_fresh(&self) -> bool {
         self.fresh.swap(false, Relaxed)
     }
@@ -182,6 +207,7 @@ impl Refusals {
         locked(&self.list).clear();
         self.any.store(false, Relaxed);
         self.fresh.store(false, Relaxed);
+        self.alone.store(false, Relaxed);
     }
 }
 
@@ -196,6 +222,18 @@ mod tests {
             value,
             ..Record::default()
         }
+    }
+
+    #[test]
+    fn records_go_alone_from_a_refusal_that_named_none_until_the_commit() {
+        let r = Refusals::default();
+        assert!(!r.alone());
+        r.ask_alone();
+        assert!(r.alone() && r.take_fresh(), "alone, and the log is sent again");
+        r.rewound();
+        assert!(r.alone(), "still, for the pass that finds the bad record");
+        r.clear();
+        assert!(!r.alone());
     }
 
     #[test]

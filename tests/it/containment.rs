@@ -8,14 +8,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use kpipe::exit::Status;
-
 use crate::util::*;
-
-#[track_caller]
-fn assert_status(run: &Run, status: Status) {
-    assert_eq!(run.code(), i32::from(status.code()), "{}", run.stderr);
-}
 
 /// Runs `sh -c script` as user nobody.
 fn as_nobody(script: &str) {
@@ -146,25 +139,48 @@ fn a_misspelt_secret_in_a_properties_file_is_never_shown_and_needs_a_private_fil
     assert!(!run.stderr.contains("hunter2"), "{}", run.stderr);
 }
 
+/// Asserts that a run at a listener of the other protocol ended with 69 and the hint, well
+/// before --delivery-timeout's default of five minutes (the time is only shown).
+fn assert_mismatch(run: &Run) {
+    assert_status(run, Status::Unavailable);
+    assert!(run.stderr.contains("another protocol"), "{}", run.stderr);
+    assert!(run.elapsed < Duration::from_secs(120), "{:?}", run.elapsed);
+    eprintln!("ended after {:?}", run.elapsed);
+}
+
 #[test]
 fn tls_to_a_plaintext_listener_ends_at_once_with_69() {
     let s = secure_cluster();
-    let run = kpipe(
-        &[
+    let args = [
+        "-b",
+        shared_brokers(),
+        "--ca",
+        s.get("CA"),
+        "-t",
+        "sec-mismatch",
+    ];
+    assert_mismatch(&kpipe(&args, b"one\n"));
+}
+
+#[test]
+fn plaintext_to_a_tls_listener_ends_at_once_with_69() {
+    let s = secure_cluster();
+    let dir = temp_dir("plaintext-to-tls");
+    let dl = dir.join("dl.ndjson");
+    let dl_arg = dl.to_string_lossy().into_owned();
+    for listener in ["SSL", "MTLS", "SASL_SSL"] {
+        let args = [
             "-b",
-            shared_brokers(),
-            "--ca",
-            s.get("CA"),
+            s.get(listener),
             "-t",
             "sec-mismatch",
-        ],
-        b"one\n",
-    );
-    assert_status(&run, Status::Unavailable);
-    assert!(run.stderr.contains("another protocol"), "{}", run.stderr);
-    // The bound is --delivery-timeout's default, five minutes; the time is only shown.
-    assert!(run.elapsed < Duration::from_secs(120), "{:?}", run.elapsed);
-    eprintln!("ended after {:?}", run.elapsed);
+            "--dead-letter",
+            &dl_arg,
+        ];
+        let run = kpipe(&args, b"one\n");
+        assert_mismatch(&run);
+    }
+    assert_eq!(read_lines(&dl).len(), 3, "each run's record kept");
 }
 
 #[test]

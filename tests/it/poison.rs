@@ -214,16 +214,29 @@ fn a_clock_two_hours_fast_is_refused_by_the_broker_and_restamped() {
     );
 }
 
-/// Under `--exactly-once`, the refusals kpipe or the broker pins on the one record. (A batch
-/// refused whole for its size is not retried record by record inside a transaction yet: its
-/// records are dead-lettered.)
+/// Under `--exactly-once`: a record the broker names is dead-lettered and the transaction sent
+/// again from the log without it; a batch refused with no record named is sent again one record
+/// at a time, so that the refusal each meets is its own.
 #[test]
-fn a_record_the_broker_names_costs_only_itself_exactly_once() {
-    for case in CASES.iter().filter(|c| c.name != "size") {
+fn each_kind_of_refused_record_costs_only_itself_exactly_once() {
+    for case in CASES {
         let dir = temp_dir(&format!("poison-eo-{}", case.name));
         let spool = dir.join("spool");
         let spool_arg = spool.to_string_lossy().into_owned();
         let (run, landed) = run_case(case, &["--exactly-once", "--spool", &spool_arg]);
         assert_kept_once(case, &run, &landed, &spool.join("dead-letter.ndjson"));
+    }
+}
+
+/// Under `--atomic` with a dead-letter file, the commit holds every good record: the refused
+/// one is dead-lettered and the transaction sent again from kpipe's private log without it.
+#[test]
+fn each_kind_of_refused_record_costs_only_itself_atomically() {
+    for case in CASES {
+        let dir = temp_dir(&format!("poison-atomic-{}", case.name));
+        let dl = dir.join("dl.ndjson");
+        let dl_arg = dl.to_string_lossy().into_owned();
+        let (run, landed) = run_case(case, &["--atomic", "--dead-letter", &dl_arg]);
+        assert_kept_once(case, &run, &landed, &dl);
     }
 }

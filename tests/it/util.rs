@@ -17,6 +17,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
+pub use kpipe::exit::Status;
+
 /// The repository root.
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -319,6 +321,12 @@ impl Run {
 }
 
 /// Runs kpipe with `args`, writing `stdin` on its own thread so a full pipe cannot deadlock.
+/// Asserts that a run exited with `status`, showing its stderr if not.
+#[track_caller]
+pub fn assert_status(run: &Run, status: Status) {
+    assert_eq!(run.code(), i32::from(status.code()), "{}", run.stderr);
+}
+
 pub fn kpipe(args: &[&str], stdin: &[u8]) -> Run {
     run_with_input(spawn(args), stdin)
 }
