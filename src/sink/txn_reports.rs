@@ -56,7 +56,8 @@ impl TxnReports {
                 let kept = !self.all_or_nothing && opaque != BOOKKEEPING;
                 let words = super::kafka::broker_words(msg).unwrap_or_default();
                 let origin = Origin(opaque);
-                let chance = retry::chance(e.rdkafka_error_code(), &words, origin.is_alone(), false);
+                let chance =
+                    retry::chance(e.rdkafka_error_code(), &words, origin.is_alone(), false);
                 if kept && reason.kind() == Kind::Permanent {
                     match chance {
                         // Refused only for another record of its batch: sent again from the log.
@@ -229,7 +230,10 @@ mod tests {
         let r = Refusals::default();
         assert!(!r.alone());
         r.ask_alone();
-        assert!(r.alone() && r.take_fresh(), "alone, and the log is sent again");
+        assert!(
+            r.alone() && r.take_fresh(),
+            "alone, and the log is sent again"
+        );
         r.rewound();
         assert!(r.alone(), "still, for the pass that finds the bad record");
         r.clear();

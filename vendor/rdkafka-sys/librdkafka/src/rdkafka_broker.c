@@ -3042,7 +3042,7 @@ static void rd_kafka_broker_retry_bufs_move(rd_kafka_broker_t *rkb,
  * To avoid extra iterations, the \p err and \p status are set on
  * the message as they are popped off the OP_DR msgq in rd_kafka_poll() et.al
  */
-/* kpipe: \p batch, if any, hands its prefetch hints (see
+/* \p batch, if any, hands its prefetch hints (see
  * rd_kafka_msg_prefetch_walk()) to the delivery report when \p rkmq is its
  * whole queue, as written. */
 void rd_kafka_dr_msgq1(rd_kafka_topic_t *rkt,
@@ -3079,7 +3079,7 @@ void rd_kafka_dr_msgq1(rd_kafka_topic_t *rkt,
                             rd_kafka_Produce_result_copy(presult);
                 rd_kafka_msgq_init(&rko->rko_u.dr.msgq);
 
-                /* kpipe: see rd_kafka_msg_prefetch_walk() */
+                /* See rd_kafka_msg_prefetch_walk() */
                 if (batch && batch->hints &&
                     batch->hint_cnt == rd_kafka_msgq_len(rkmq)) {
                         rko->rko_u.dr.hints    = batch->hints;
@@ -3902,7 +3902,7 @@ static int rd_kafka_toppar_producer_serve(rd_kafka_broker_t *rkb,
         int inflight              = 0;
         uint64_t epoch_base_msgid = 0;
         rd_bool_t batch_ready     = rd_false;
-        /* kpipe: when this partition's batch is due, kept apart from
+        /* When this partition's batch is due, kept apart from
          * *next_wakeup until it is known that a request may be sent. */
         rd_ts_t batch_wakeup = *next_wakeup;
 
@@ -4080,7 +4080,7 @@ static int rd_kafka_toppar_producer_serve(rd_kafka_broker_t *rkb,
                                       RD_KAFKA_IDEMP_MAX_INFLIGHT - inflight);
         }
 
-        /* kpipe: a batch that is due but may not be sent yet (the
+        /* A batch that is due but may not be sent yet (the
          * idempotent producer's in-flight limit) must not pull the broker
          * thread's wakeup to "now": it would poll its sockets with a zero
          * timeout until the response that lifts the limit arrives. A

@@ -152,7 +152,7 @@ const rd_kafka_message_t *rd_kafka_event_message_next(rd_kafka_event_t *rkev) {
         if (unlikely(!(rkm = TAILQ_FIRST(&rkmq->rkmq_msgs))))
                 return NULL;
 
-        /* kpipe: see rd_kafka_msg_prefetch_walk(). Only a DR gets here. */
+        /* See rd_kafka_msg_prefetch_walk(). Only a DR gets here. */
         rd_kafka_msg_prefetch_walk(rkm, rko->rko_u.dr.hints,
                                    rko->rko_u.dr.hint_cnt,
                                    rko->rko_u.dr.hint_next++);

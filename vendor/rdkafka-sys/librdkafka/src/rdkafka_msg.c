@@ -495,7 +495,7 @@ rd_kafka_produceva(rd_kafka_t *rk, const rd_kafka_vu_t *vus, size_t cnt) {
         hdrs = NULL;
 
         /* Partition the message */
-        /* kpipe: the message's own enqueue time, read just above */
+        /* The message's own enqueue time, read just above */
         err = rd_kafka_msg_partitioner0(rkt, rkm, 1, rkm->rkm_ts_enq);
         if (unlikely(err)) {
                 /* Handle partitioner failures: it only fails when
@@ -1005,7 +1005,7 @@ void rd_kafka_msgq_set_metadata(rd_kafka_msgq_t *rkmq,
         int i = 0;
 
         TAILQ_FOREACH(rkm, &rkmq->rkmq_msgs, rkm_link) {
-                /* kpipe: see rd_kafka_msg_prefetch_walk(). */
+                /* See rd_kafka_msg_prefetch_walk(). */
                 rd_kafka_msg_prefetch_walk(rkm, hints, hint_cnt, i++);
                 rkm->rkm_broker_id = broker_id;
                 rkm->rkm_offset    = base_offset++;
@@ -1144,7 +1144,7 @@ int32_t rd_kafka_msg_sticky_partition(rd_kafka_topic_t *rkt,
         if (!rd_kafka_topic_partition_available(rkt, rkt->rkt_sticky_partition))
                 rd_interval_expedite(&rkt->rkt_sticky_intvl, 0);
 
-        /* kpipe: the caller's clock reading (see rd_kafka_msg_partitioner0) */
+        /* The caller's clock reading (see rd_kafka_msg_partitioner0) */
         if (rd_interval(&rkt->rkt_sticky_intvl,
                         rkt->rkt_rk->rk_conf.sticky_partition_linger_ms * 1000,
                         now) > 0) {
@@ -1176,10 +1176,10 @@ int rd_kafka_msg_partitioner(rd_kafka_topic_t *rkt,
 }
 
 /**
- * kpipe: rd_kafka_msg_partitioner() with the caller's clock reading \p now,
+ * @brief rd_kafka_msg_partitioner() with the caller's clock reading \p now,
  * so that a message just made (rkm_ts_enq) is not followed by two more
  * clock_gettime() calls, one for the sticky partitioner and one for the
- * partition queue: three clock reads were 5% of kpipe's CPU per record.
+ * partition queue.
  */
 int rd_kafka_msg_partitioner0(rd_kafka_topic_t *rkt,
                               rd_kafka_msg_t *rkm,
@@ -1644,7 +1644,7 @@ void rd_kafka_msgbatch_destroy(rd_kafka_msgbatch_t *rkmb) {
 
         rd_assert(RD_KAFKA_MSGQ_EMPTY(&rkmb->msgq));
 
-        /* kpipe */
+        /* The batch's prefetch hints, unless a delivery report took them */
         if (rkmb->hints) {
                 rd_free(rkmb->hints);
                 rkmb->hints = NULL;

@@ -351,7 +351,7 @@ static RD_INLINE RD_UNUSED void rd_kafka_msgq_purge(rd_kafka_t *rk,
 
 
 /**
- * kpipe: a prefetch where the compiler has one, nothing elsewhere. The
+ * A prefetch where the compiler has one, nothing elsewhere. The
  * helpers below are always inlined: as calls, GCC takes them for pure
  * functions and drops them. They are hints only and change no state.
  */
@@ -365,7 +365,7 @@ static RD_INLINE RD_UNUSED void rd_kafka_msgq_purge(rd_kafka_t *rk,
 #endif
 
 /**
- * kpipe: with many partitions a message waits in its queue long enough to
+ * With many partitions a message waits in its queue long enough to
  * leave the CPU caches, and a loop over a queue then stalls on each message
  * in turn. Called on \p rkm in such a loop, this starts loading the message
  * after next, and with \p with_payload also the next one's payload and key,
@@ -394,12 +394,12 @@ rd_kafka_msg_prefetch_ahead(const rd_kafka_msg_t *rkm, int with_payload) {
 }
 
 /**
- * kpipe: how many messages ahead rd_kafka_msg_prefetch_walk() loads.
+ * How many messages ahead rd_kafka_msg_prefetch_walk() loads.
  */
 #define RD_KAFKA_MSG_HINT_AHEAD 8
 
 /**
- * kpipe: following a queue, a loop learns where the next message is only
+ * Following a queue, a loop learns where the next message is only
  * once the current one has arrived, so rd_kafka_msg_prefetch_ahead() can
  * start one load at a time. The loops that run after a batch is written
  * (stamping it when acknowledged, the delivery report's iterator) have the

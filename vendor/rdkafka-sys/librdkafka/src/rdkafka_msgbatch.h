@@ -45,7 +45,7 @@ typedef struct rd_kafka_msgbatch_s {
                                     *   require retries to have the
                                     *   exact same messages in them. */
 
-        /* kpipe: the batch's messages as written, for prefetching
+        /* The batch's messages as written, for prefetching
          * (see rd_kafka_msg_prefetch_walk()); owned by the batch until
          * handed to its delivery report. */
         struct rd_kafka_msg_s **hints;

@@ -804,7 +804,7 @@ static size_t rd_kafka_msgset_writer_write_msg(rd_kafka_msgset_writer_t *msetw,
 }
 
 /**
- * kpipe: records \p rkm in \p batch's prefetch hints (see
+ * Records \p rkm in \p batch's prefetch hints (see
  * rd_kafka_msg_prefetch_walk()), which start at 2048 entries (or \p most,
  * if fewer) and double up to \p most: most batches end at batch.size long
  * before \p most, the writer's limit on messages.
@@ -911,13 +911,13 @@ static int rd_kafka_msgset_writer_write_msgq(rd_kafka_msgset_writer_t *msetw,
                         break;
                 }
 
-                /* kpipe: see rd_kafka_msg_prefetch_ahead(). */
+                /* See rd_kafka_msg_prefetch_ahead(). */
                 rd_kafka_msg_prefetch_ahead(rkm, 1 /*payload*/);
 
                 /* Move message to buffer's queue */
                 rd_kafka_msgq_deq(rkmq, rkm, 1);
                 rd_kafka_msgq_enq(&msetw->msetw_batch->msgq, rkm);
-                /* kpipe: see rd_kafka_msg_prefetch_walk() */
+                /* See rd_kafka_msg_prefetch_walk() */
                 rd_kafka_msgbatch_add_hint(msetw->msetw_batch, rkm,
                                            msetw->msetw_msgcntmax);
 

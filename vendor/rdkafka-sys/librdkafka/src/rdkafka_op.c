@@ -400,7 +400,7 @@ void rd_kafka_op_destroy(rd_kafka_op_t *rko) {
                         rd_kafka_topic_destroy0(rko->rko_u.dr.rkt);
                 if (rko->rko_u.dr.presult)
                         rd_kafka_Produce_result_destroy(rko->rko_u.dr.presult);
-                if (rko->rko_u.dr.hints) /* kpipe */
+                if (rko->rko_u.dr.hints)
                         rd_free(rko->rko_u.dr.hints);
                 break;
 

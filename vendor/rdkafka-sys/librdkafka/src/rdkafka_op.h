@@ -412,7 +412,7 @@ struct rd_kafka_op_s {
                         rd_kafka_msgq_t msgq2;
                         int do_purge2;
                         rd_kafka_Produce_result_t *presult;
-                        /* kpipe: see rd_kafka_msg_prefetch_walk() */
+                        /* See rd_kafka_msg_prefetch_walk() */
                         struct rd_kafka_msg_s **hints;
                         int hint_cnt;
                         int hint_next; /**< Messages iterated so far */
