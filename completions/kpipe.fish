@@ -38,6 +38,7 @@ zstd\t''"
 complete -c kpipe -l acks -d 'Acknowledgements required; 1 and 0 turn idempotence off' -r -f -a "all\t'Every in-sync replica has the record; idempotence on (the default)'
 1\t'The leader has written it; idempotence off'
 0\t'Not acknowledged at all; idempotence off'"
+complete -c kpipe -l connect-timeout -d 'How long kpipe waits for a first answer from any broker before it gives up (exit 69, what was read kept as after --delivery-timeout); once one answered, outages are ridden out' -r
 complete -c kpipe -l delivery-timeout -d 'How long one record may take to be delivered, retries included; `never` keeps trying' -r
 complete -c kpipe -l retry-backoff -d 'First pause between retries of a failed produce request' -r
 complete -c kpipe -l retry-backoff-max -d 'Longest pause between retries, reached by doubling' -r

@@ -4,105 +4,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{ArgAction, CommandFactory, FromArgMatches, Parser, ValueEnum};
+use clap::{ArgAction, CommandFactory, FromArgMatches, Parser};
 
+use crate::options::{Acks, Compression, Format, OnError, SaslMechanism};
 use crate::units::{parse_duration, parse_size, parse_timeout, Timeout};
-
-/// How standard input is cut into records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    /// Raw records split at --delimiter (default newline); bytes are sent as they are.
-    Lines,
-    /// One JSON value per line, sent byte-exact.
-    Ndjson,
-    /// JSON values separated by any whitespace, each possibly spanning lines; sent compacted.
-    Json,
-    /// One JSON object per line naming topic, key, value, headers, partition and timestamp.
-    Envelope,
-}
-
-/// What happens to a malformed record (syslog-ng's words).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OnError {
-    /// Send the raw bytes unchanged, with a `kpipe.error` header; report on stderr.
-    FallbackToString,
-    /// As fallback-to-string, without the report.
-    SilentlyFallbackToString,
-    /// Do not send it; report on stderr.
-    DropMessage,
-    /// Do not send it; no report.
-    SilentlyDropMessage,
-    /// Deliver what came before, then exit 65.
-    Exit,
-}
-
-impl OnError {
-    /// Whether the record is still sent (with its raw bytes).
-    pub fn sends(self) -> bool {
-        matches!(
-            self,
-            OnError::FallbackToString | OnError::SilentlyFallbackToString
-        )
-    }
-
-    /// Whether the record is reported on stderr.
-    pub fn reports(self) -> bool {
-        !matches!(
-            self,
-            OnError::SilentlyFallbackToString | OnError::SilentlyDropMessage
-        )
-    }
-}
-
-/// How record batches are compressed on their way to the broker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Compression {
-    None,
-    Gzip,
-    Snappy,
-    Lz4,
-    Zstd,
-}
-
-impl Compression {
-    /// The name librdkafka takes.
-    pub fn librdkafka_name(self) -> &'static str {
-        match self {
-            Compression::None => "none",
-            Compression::Gzip => "gzip",
-            Compression::Snappy => "snappy",
-            Compression::Lz4 => "lz4",
-            Compression::Zstd => "zstd",
-        }
-    }
-}
-
-/// How kpipe authenticates with SASL.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SaslMechanism {
-    /// User name and password, sent as they are (use with --tls).
-    #[value(name = "PLAIN")]
-    Plain,
-    /// Salted challenge-response with SHA-256.
-    #[value(name = "SCRAM-SHA-256")]
-    ScramSha256,
-    /// Salted challenge-response with SHA-512.
-    #[value(name = "SCRAM-SHA-512")]
-    ScramSha512,
-}
-
-/// Which acknowledgement the broker gives before a record counts as delivered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Acks {
-    /// Every in-sync replica has the record; idempotence on (the default).
-    All,
-    /// The leader has written it; idempotence off.
-    #[value(name = "1")]
-    One,
-    /// Not acknowledged at all; idempotence off.
-    #[value(name = "0")]
-    Zero,
-}
 
 const LONG_ABOUT: &str = "\
 Forward records from standard input to Apache Kafka, losing none.
@@ -116,7 +21,7 @@ its exit status says whether every record landed. What cannot be delivered goes 
 /// `kpipe --version`: what this build can speak (a unit test checks librdkafka agrees).
 pub const LONG_VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
-    "\nlibrdkafka 2.12.1 (bundled, with kpipe's five patches; gzip by zlib-ng)\n",
+    "\nlibrdkafka 2.12.1 (bundled, with kpipe's two patches; gzip by zlib-ng)\n",
     "memory allocator: jemalloc\n",
     "built in: TLS (OpenSSL 3, vendored), SASL PLAIN, SCRAM-SHA-256, SCRAM-SHA-512,\n",
     "compression gzip, snappy, lz4, zstd"
@@ -265,6 +170,11 @@ pub struct Cli {
     #[arg(long, value_enum, default_value_t = Acks::All, value_name = "ACKS")]
     pub acks: Acks,
 
+    /// How long kpipe waits for a first answer from any broker before it gives up (exit 69, what
+    /// was read kept as after --delivery-timeout); once one answered, outages are ridden out.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_timeout)]
+    pub connect_timeout: Timeout,
+
     /// How long one record may take to be delivered, retries included; `never` keeps trying.
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_timeout)]
     pub delivery_timeout: Timeout,
@@ -278,7 +188,7 @@ pub struct Cli {
     pub retry_backoff_max: Duration,
 
     /// Most record bytes held in flight; while full, kpipe stops reading stdin.
-    #[arg(long, long_help = crate::config::MEMORY_LIMIT, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
+    #[arg(long, long_help = crate::room::MEMORY_LIMIT, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
     pub max_buffered: u64,
 
     /// Append records that fail permanently to FILE, as envelope lines with the reason
@@ -343,11 +253,59 @@ pub struct Cli {
 
 /// Parses the process arguments; exits with status 2 on usage errors.
 pub fn parse() -> Cli {
-    let matches = command().get_matches();
+    let matches = command().try_get_matches().unwrap_or_else(|e| {
+        if let Some(hint) = kcat_hint(&e) {
+            crate::say!("kpipe: {hint}");
+            std::process::exit(i32::from(crate::exit::Status::Usage.code()));
+        }
+        e.exit()
+    });
     match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     }
+}
+
+/// kcat's flags that kpipe does not take, and what to do instead.
+const KCAT_FLAGS: &[(&str, &str)] = &[
+    ("-P", "kpipe always produces: drop -P"),
+    (
+        "-C",
+        "kpipe only produces: read a topic with kcat -C or kafka-console-consumer",
+    ),
+    ("-L", "kpipe only produces: list metadata with kcat -L"),
+    ("-Q", "kpipe only produces: query offsets with kcat -Q"),
+    ("-l", "kpipe reads standard input: kpipe -t TOPIC < FILE"),
+    (
+        "-c",
+        "kpipe reads to the end of its input: cut it first, head -n N | kpipe ...",
+    ),
+    (
+        "-T",
+        "kpipe does not echo what it sends: tee the input, ... | tee /dev/stderr | kpipe ...",
+    ),
+    (
+        "-Z",
+        "kpipe skips empty records (counted as \"empty skipped\") rather than sending NULL values",
+    ),
+    ("-e", "kpipe always exits at the end of its input: drop -e"),
+    ("-o", "kpipe only produces: -o is kcat's consumer offset"),
+    ("-G", "kpipe only produces: -G is kcat's consumer group"),
+];
+
+/// For an argument clap did not know that is one of kcat's, what to do instead.
+fn kcat_hint(e: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if e.kind() != ErrorKind::UnknownArgument {
+        return None;
+    }
+    let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let (flag, hint) = KCAT_FLAGS.iter().find(|(f, _)| arg == f)?;
+    Some(format!(
+        "{flag} is a kcat flag; {hint} (kpipe --help lists kpipe's flags)"
+    ))
 }
 
 /// The clap command, for the man page, completions and tests.

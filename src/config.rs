@@ -6,8 +6,9 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 use rdkafka::ClientConfig;
 
-use crate::cli::{Acks, Cli, Compression, Format, OnError};
+use crate::cli::Cli;
 use crate::guarantee::Transactions;
+use crate::options::{Acks, Compression, Format, OnError};
 use crate::route::{self, Router};
 use crate::security::Security;
 use crate::units::unescape;
@@ -26,6 +27,8 @@ pub struct Settings {
     pub max_buffered: u64,
     pub dry_run: bool,
     pub delivery_timeout: Option<Duration>,
+    /// How long to wait for a first answer from any broker; `None`: as long as it takes.
+    pub connect_timeout: Option<Duration>,
     pub shutdown_timeout: Duration,
     pub dead_letter: Option<PathBuf>,
     pub spool: Option<PathBuf>,
@@ -112,6 +115,7 @@ impl Settings {
             max_buffered: cli.max_buffered,
             dry_run: cli.dry_run,
             delivery_timeout: cli.delivery_timeout.0,
+            connect_timeout: cli.connect_timeout.0,
             shutdown_timeout: cli.shutdown_timeout,
             dead_letter: cli.dead_letter,
             spool: cli.spool,
@@ -134,6 +138,8 @@ fn parse_properties(raw: &[String]) -> Result<Vec<(String, String)>> {
     raw.iter()
         .map(|p| match p.split_once('=') {
             Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+            // kcat prints librdkafka's properties for -X list; kpipe names where they are.
+            None if p == "list" => bail!("-X list is kcat's; librdkafka's properties are listed in its CONFIGURATION.md (https://github.com/confluentinc/librdkafka/blob/v2.12.1/CONFIGURATION.md); kpipe's own flags set many of them (kpipe --help)"),
             _ => bail!("-X {p}: expected KEY=VALUE, e.g. -X linger.ms=20"),
         })
         .collect()
@@ -171,14 +177,6 @@ pub const OWNED_BY_FLAGS: &[(&str, &str)] = &[
 
 /// `--max-buffered` when not given (the flag's default says the same).
 pub const DEFAULT_MAX_BUFFERED: u64 = 64 << 20;
-
-/// What `--max-buffered` bounds: the one text for `--help`, the man page and the README (a test
-/// checks its numbers against the constants above).
-pub const MEMORY_LIMIT: &str = "Memory is bounded by --max-buffered (default 64MiB): librdkafka \
-holds at most that many record bytes, and at most one record per 2 KiB of it (32768 records by \
-default) while records go to one topic. Each topic in use adds room for 1024 records, up to one \
-record per 512 B (131072 by default): every partition batches its own records. While a limit is \
-reached, kpipe stops reading stdin, so the backpressure reaches the writer.";
 
 fn client_config(
     cli: &Cli,
@@ -258,7 +256,7 @@ fn client_config(
         // librdkafka's own cap is the most Room allows.
         .set(
             "queue.buffering.max.messages",
-            crate::sink::room::most_records(cli.max_buffered).to_string(),
+            crate::room::most_records(cli.max_buffered).to_string(),
         );
     c.set("compression.type", cli.compression.librdkafka_name());
     for (k, v) in &security.flags {

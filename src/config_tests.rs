@@ -162,7 +162,7 @@ fn durations_map_to_milliseconds() {
 
 #[test]
 fn the_default_limit_is_the_one_the_prose_names() {
-    use crate::sink::room::{BYTES_PER_RECORD, BYTES_PER_RECORD_MOST, PER_TOPIC};
+    use crate::room::{BYTES_PER_RECORD, BYTES_PER_RECORD_MOST, MEMORY_LIMIT, PER_TOPIC};
     let s = settings(&["-t", "x"]).unwrap();
     let most = DEFAULT_MAX_BUFFERED / BYTES_PER_RECORD_MOST;
     assert_eq!(

@@ -48,7 +48,7 @@ impl Transactions {
                 return Ok(None);
             }
         };
-        if cli.acks != crate::cli::Acks::All {
+        if cli.acks != crate::options::Acks::All {
             bail!("--atomic and --exactly-once need --acks all (transactions are idempotent)");
         }
         let timeout = cli.transaction_timeout.unwrap_or(match mode {

@@ -1,7 +1,6 @@
 //! kpipe's stages, one module each; `main.rs` only parses and runs.
 
 pub mod app;
-pub mod assets;
 pub mod cli;
 pub mod config;
 pub mod exit;
@@ -11,9 +10,11 @@ pub mod input;
 pub mod journal;
 pub mod log;
 pub mod message;
+pub mod options;
 pub mod private;
 pub mod progress;
 pub mod reason;
+pub mod room;
 pub mod route;
 pub mod security;
 pub mod signals;

@@ -7,7 +7,8 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
-use crate::cli::{Cli, SaslMechanism};
+use crate::cli::Cli;
+use crate::options::SaslMechanism;
 
 /// librdkafka properties whose values are secrets: refused under `-X` (argv is visible in `ps`),
 /// redacted from every message, and only taken from files no one else can read.

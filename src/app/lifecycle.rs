@@ -32,6 +32,8 @@ pub enum Halt {
     InputFailed,
     /// The producer hit a fatal error and can deliver nothing more.
     Fatal,
+    /// No broker answered within `--connect-timeout`: a wrong address, not an outage.
+    Unreachable,
     /// The `--atomic` transaction was aborted: nothing more is sent.
     Aborted,
     /// A stop signal while reading a terminal: a person pressed Ctrl-C, nobody is left to
@@ -149,7 +151,7 @@ impl Lifecycle {
         if in_flight <= 0 || self.purged {
             Phase::Done
         } else if self.hard_stop
-            || self.halt == Some(Halt::Fatal)
+            || matches!(self.halt, Some(Halt::Fatal | Halt::Unreachable))
             || self.drain_deadline(ended).is_some_and(|d| now >= d)
         {
             Phase::Purge

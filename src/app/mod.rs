@@ -14,12 +14,13 @@ mod txn_start;
 
 use std::time::{Duration, Instant};
 
-use crate::cli::{Cli, Format};
+use crate::cli::Cli;
 use crate::config::Settings;
 use crate::exit::Status;
-use crate::guarantee::Mode;
+use crate::failed::Stored;
 use crate::input::{BlockReader, Capped, Fill, Framer, JsonFramer, LinesFramer, Piece};
 use crate::message::Origin;
+use crate::options::Format;
 use crate::reason::{Position, Reason};
 use crate::route::Router;
 use crate::say;
@@ -211,17 +212,15 @@ impl App {
                 bump(&self.out.ledger.counters.empty);
             }
             let end = at.offset + len as u64;
-            match self.txn.as_ref().filter(|t| t.unlogged(end)) {
-                Some(t) if !matches!(piece, Piece::Skip(_) | Piece::Empty(_)) => {
-                    let why = t.log_error.clone().unwrap_or_default();
+            match self.txn.as_ref().and_then(|t| t.unlogged(end)) {
+                Some(why) if !matches!(piece, Piece::Skip(_) | Piece::Empty(_)) => {
                     self.fail_unlogged(bytes, at, why);
                 }
                 _ => self.handle(piece, bytes, at),
             }
             input.consume(len);
-            if let Some(t) = self.txn.as_mut().filter(|t| !t.blocked) {
-                t.position = input.offset();
-                t.position_lines = self.lines;
+            if let Some(t) = &mut self.txn {
+                t.handled_to(input.offset(), self.lines);
             }
             // What is already read is handled even after a second signal: it goes to the spool.
             self.out.observe_signals();
@@ -249,7 +248,7 @@ impl App {
         let malformed = decision.malformed();
         self.seen_malformed |= malformed;
         // Read again from the log after an abort: said, counted and failed in the first pass.
-        let again = self.txn.as_ref().is_some_and(|t| at.offset < t.judged);
+        let again = self.txn.as_ref().is_some_and(|t| t.judged(at.offset));
         if let Some(reason) = decision.report(&self.policy).filter(|_| !again) {
             self.out.reporter.report(reason);
         }
@@ -339,7 +338,7 @@ impl App {
         };
         self.out
             .ledger
-            .failed(Origin::stdin(false), &rec, reason, false);
+            .failed(Origin::stdin(false), &rec, reason, Stored::No);
     }
 
     /// Between blocks: signals, reports, spool files other runs left, and the transaction
@@ -409,7 +408,7 @@ impl App {
             spool: spool.as_deref(),
             dead_letter: dead_letter.as_deref(),
             brokers: &self.s.brokers,
-            all_or_nothing: self.txn.as_ref().is_some_and(|t| t.t.mode == Mode::Atomic),
+            all_or_nothing: self.txn.as_ref().is_some_and(txn::Txn::is_batch),
             waiting: self.txn.as_ref().and_then(txn::Txn::waiting),
         });
         for line in &outcome.lines {

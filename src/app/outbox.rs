@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::lifecycle::{Halt, Lifecycle};
 use super::reports::{Reporter, Reports};
-use crate::failed::Ledger;
+use crate::failed::{Ledger, Stored};
 use crate::message::Origin;
 use crate::reason::{Reason, Refused};
 use crate::say;
@@ -35,6 +35,8 @@ pub struct Outbox {
     pub transactional: bool,
     /// A record refused with its batch is out alone: nothing else may be sent until it settles.
     isolating: bool,
+    /// Until a broker answered: when to give up, and `--connect-timeout`.
+    pub first_answer_by: Option<(Instant, Duration)>,
 }
 
 impl Outbox {
@@ -58,6 +60,7 @@ impl Outbox {
             refused: None,
             transactional: false,
             isolating: false,
+            first_answer_by: None,
         }
     }
 
@@ -113,7 +116,7 @@ impl Outbox {
         };
         for p in &parked {
             self.ledger
-                .failed(p.origin, &p.record(), &Reason::Stopped, false);
+                .failed(p.origin, &p.record(), &Reason::Stopped, Stored::No);
         }
     }
 
@@ -125,13 +128,34 @@ impl Outbox {
             self.tick();
             if !self.life.may_wait_for_room(Instant::now()) {
                 if !self.transactional {
-                    self.ledger.failed(origin, rec, &Reason::Stopped, false);
+                    self.ledger
+                        .failed(origin, rec, &Reason::Stopped, Stored::No);
                 }
                 return false;
             }
             self.sink.wait(FULL_WAIT);
         }
         true
+    }
+
+    /// Once `--connect-timeout` has passed with no broker ever answering, stops the run: the
+    /// address is wrong or nothing listens there, and waiting out `--delivery-timeout` would
+    /// look like a hang. Asked once; a broker that answered since is an outage to ride out.
+    fn give_up_unanswered(&mut self) {
+        let Some((by, timeout)) = self.first_answer_by else {
+            return;
+        };
+        if Instant::now() < by {
+            return;
+        }
+        self.first_answer_by = None;
+        if self.sink.kafka().is_some_and(|k| !k.reachable()) {
+            say!(
+                "kpipe: no broker has answered in {}: check --brokers (host and port) and that Kafka is up; stopping, what was read is kept (--connect-timeout waits longer)",
+                humantime::format_duration(timeout)
+            );
+            self.life.halt(Halt::Unreachable);
+        }
     }
 
     /// Waits until every record handed over is settled, or a stop signal comes.
@@ -178,6 +202,7 @@ impl Outbox {
                 self.life.halt(Halt::Fatal);
             }
         }
+        self.give_up_unanswered();
         let in_flight = self.sink.in_flight();
         self.reports
             .periodic(&self.ledger, &self.signals, in_flight);

@@ -11,11 +11,11 @@ use super::reports::Reports;
 use super::step::Policy;
 use super::txn::Txn;
 use super::App;
-use crate::cli::Format;
 use crate::config::Settings;
 use crate::exit::Status;
 use crate::failed::Ledger;
 use crate::guarantee::Mode;
+use crate::options::Format;
 use crate::private::NotPrivate;
 use crate::route::Router;
 use crate::say;
@@ -90,7 +90,7 @@ impl App {
         if s.security.plain_text_password() && !s.quiet {
             say!("kpipe: SASL PLAIN without TLS: the password crosses the network as it is, for anyone on the way to read; give --tls");
         }
-        if s.acks != crate::cli::Acks::All && !s.quiet {
+        if s.acks != crate::options::Acks::All && !s.quiet {
             say!("kpipe: --acks {:?} turns the idempotent producer off: retries may duplicate or reorder records", s.acks);
         }
         let sink = if s.dry_run {
@@ -115,6 +115,7 @@ impl App {
         let reports = Reports::new(s.progress, stats_out, s.stats_interval);
         let mut out = Outbox::new(sink, ledger, life, signals, reports);
         out.transactional = txn.is_some();
+        out.first_answer_by = s.connect_timeout.map(|t| (Instant::now() + t, t));
         Ok(App {
             policy: Policy {
                 format: s.format,

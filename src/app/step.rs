@@ -2,9 +2,9 @@
 //! reading. Pure: routing fills the router's buffers and does no I/O; the caller acts on the
 //! decision.
 
-use crate::cli::{Format, OnError};
 use crate::input::Piece;
 use crate::message::Origin;
+use crate::options::{Format, OnError};
 use crate::reason::{Position, Problem, Reason};
 use crate::route::Router;
 

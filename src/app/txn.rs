@@ -11,6 +11,7 @@ use anyhow::Result;
 use super::lifecycle::Halt;
 use super::outbox::Outbox;
 use super::App;
+use crate::failed::Stored;
 use crate::guarantee::{Mode, Transactions};
 use crate::input::BlockReader;
 use crate::journal::Journal;
@@ -246,9 +247,30 @@ pub(super) fn send(txn: &mut Option<Txn>, out: &mut Outbox, rec: &Record, origin
 }
 
 impl Txn {
-    /// Whether input ending at `end` (a log position) did not all reach the log.
-    pub fn unlogged(&self, end: u64) -> bool {
-        self.logged_end.is_some_and(|logged| end > logged)
+    /// Why input ending at `end` (a log position) is not sent, if it did not all reach the log.
+    pub fn unlogged(&self, end: u64) -> Option<String> {
+        let past = self.logged_end.is_some_and(|logged| end > logged);
+        past.then(|| self.log_error.clone().unwrap_or_default())
+    }
+
+    /// Every record before `position` (the input's offset, after `lines` lines) was handed to
+    /// the open transaction or settled, unless one could not be handed over.
+    pub fn handled_to(&mut self, position: u64, lines: u64) {
+        if !self.blocked {
+            self.position = position;
+            self.position_lines = lines;
+        }
+    }
+
+    /// Whether the record at input offset `offset` was judged in an earlier pass (this one
+    /// resends it from the log): its faults were reported, counted and kept then.
+    pub fn judged(&self, offset: u64) -> bool {
+        offset < self.judged
+    }
+
+    /// Whether this is `--atomic`'s one transaction for the whole input.
+    pub fn is_batch(&self) -> bool {
+        self.t.mode == Mode::Atomic
     }
 
     /// Hands a record over inside the open transaction (opening one if none is), or fails it
@@ -256,7 +278,7 @@ impl Txn {
     /// and so does everything after it.
     pub fn send(&mut self, out: &mut Outbox, rec: &Record, origin: Origin) {
         if let Some(r) = &self.aborted {
-            out.ledger.failed(origin, rec, r, false);
+            out.ledger.failed(origin, rec, r, Stored::No);
             return;
         }
         if self.blocked {
@@ -351,6 +373,7 @@ impl App {
                 "the producer hit a fatal error: {}",
                 self.out.fatal.as_deref().unwrap_or("?")
             ),
+            Some(Halt::Unreachable) => "no broker answered within --connect-timeout".into(),
             Some(Halt::Aborted | Halt::Interrupted) | None => "a stop signal came".into(),
         }
     }

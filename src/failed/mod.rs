@@ -47,6 +47,15 @@ struct Outlets {
     spare_dead_letter: bool,
 }
 
+/// Whether the brokers may have stored a failed record after all: librdkafka says so of one
+/// whose request was sent but never answered. Counted as "possibly stored", since sending it
+/// again may duplicate it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    No,
+    Maybe,
+}
+
 /// What became of every record: counters, failure outlets, and spool files being replayed.
 pub struct Ledger {
     pub counters: Counters,
@@ -100,8 +109,8 @@ impl Ledger {
     }
 
     /// A record that will not be delivered by this run: spool, dead-letter file, or lost.
-    pub fn failed(&self, origin: Origin, rec: &Record, reason: &Reason, in_doubt: bool) {
-        if in_doubt {
+    pub fn failed(&self, origin: Origin, rec: &Record, reason: &Reason, stored: Stored) {
+        if stored == Stored::Maybe {
             bump(&self.counters.in_doubt);
         }
         let error = reason.to_string();
@@ -175,7 +184,7 @@ impl Ledger {
             };
             // Permanent, so `failed` puts it in the dead-letter file; the line was never counted
             // as out, so its spool file waits for nothing.
-            return self.failed(Origin::stdin(false), &rec, reason, false);
+            return self.failed(Origin::stdin(false), &rec, reason, Stored::No);
         }
         let mut o = self.outlets();
         o.last_error = Some(reason.clone());

@@ -19,7 +19,7 @@ use std::collections::HashSet;
 use anyhow::{bail, Result};
 use memchr::memmem;
 
-use crate::cli::Format;
+use crate::options::Format;
 use crate::reason::Problem;
 use crate::wire::compact::compact_into;
 use crate::wire::{timestamp, topic};

@@ -17,14 +17,14 @@ use rdkafka::statistics::Statistics;
 
 use super::produce::{produce, Topics};
 use super::retry::{self, Chance, Parked, Retries};
-use super::room::Room;
 use super::txn_reports::TxnReports;
 use super::wakeup::Wakeup;
 use super::Full;
 use crate::config::Settings;
-use crate::failed::Ledger;
+use crate::failed::{Ledger, Stored};
 use crate::message::Origin;
 use crate::reason::{Kind, Reason, Refused};
+use crate::room::Room;
 use crate::say;
 use crate::security::redact;
 use crate::wire::{header_list, Record};
@@ -127,8 +127,12 @@ impl Context {
     ) {
         // SAFETY: msg points at a live message for the duration of the delivery callback.
         let status = unsafe { rdkafka_sys::rd_kafka_message_status(msg.ptr()) };
-        let in_doubt =
-            status == rdkafka_sys::rd_kafka_msg_status_t::RD_KAFKA_MSG_STATUS_POSSIBLY_PERSISTED;
+        let stored = match status {
+            rdkafka_sys::rd_kafka_msg_status_t::RD_KAFKA_MSG_STATUS_POSSIBLY_PERSISTED => {
+                Stored::Maybe
+            }
+            _ => Stored::No,
+        };
         let rec = failed_record(msg, origin);
         let mut reason = self.reason(e, rec.topic);
         if let Reason::Kafka { text, .. } = &mut reason {
@@ -137,7 +141,7 @@ impl Context {
                 text.push_str(words);
             }
         }
-        self.ledger.failed(origin, &rec, &reason, in_doubt);
+        self.ledger.failed(origin, &rec, &reason, stored);
     }
 
     /// Takes a failed delivery report: a record refused with its batch waits for its second
@@ -398,7 +402,7 @@ impl KafkaSink {
                 match txn {
                     Some(t) if t.all_or_nothing || !for_good => t.fail(reason),
                     _ => {
-                        self.ledger.failed(origin, rec, &reason, false);
+                        self.ledger.failed(origin, rec, &reason, Stored::No);
                         // Passed over, not dead-lettered again, if the log is sent again.
                         if let Some(t) = txn {
                             t.refused.add_handed_over(rec);

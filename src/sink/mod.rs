@@ -6,7 +6,6 @@ mod kafka;
 mod offsets;
 mod produce;
 pub mod retry;
-pub mod room;
 mod txn;
 mod txn_reports;
 mod wakeup;

@@ -17,11 +17,21 @@ pub fn ensure_offsets_topic(config: &ClientConfig, topic: &str, wait: Duration) 
     let admin: AdminClient<_> = plain(config)
         .create()
         .context("creating an admin client for the offsets topic")?;
-    let brokers = admin
+    // Metadata of every topic, not of this one: asking for one may create it, uncompacted.
+    let (brokers, exists) = admin
         .inner()
         .fetch_metadata(None, wait)
-        .map(|m| m.brokers().len())
-        .unwrap_or(1);
+        .map(|m| {
+            let exists = m
+                .topics()
+                .iter()
+                .any(|t| t.name() == topic && t.error().is_none());
+            (m.brokers().len(), exists)
+        })
+        .unwrap_or((1, false));
+    if exists {
+        return Ok(());
+    }
     let replication = brokers.clamp(1, 3) as i32;
     let new = NewTopic::new(topic, 1, TopicReplication::Fixed(replication))
         .set("cleanup.policy", "compact");

@@ -27,7 +27,7 @@ fn sigterm_keeps_reading_what_the_pipe_still_holds() {
     }
     drop(stdin);
     let run = wait_with_limit(child, Duration::from_secs(60));
-    assert_eq!(run.code(), 0, "{}", run.stderr);
+    assert_status(&run, Status::Ok);
     let landed = read_topic(b, &topic, written, WAIT);
     assert_eq!(
         landed.len(),
@@ -81,7 +81,7 @@ fn permanent_failures_go_to_the_dead_letter_file_without_stalling_healthy_record
         ],
         input.as_bytes(),
     );
-    assert_eq!(run.code(), 75, "{}", run.stderr);
+    assert_status(&run, Status::TempFail);
     assert!(
         run.elapsed < Duration::from_secs(60),
         "stalled on the failing topics: {:?}",
@@ -139,7 +139,7 @@ fn oversized_records_take_the_error_path_and_the_run_goes_on() {
         ],
         input.as_bytes(),
     );
-    assert_eq!(run.code(), 75, "{}", run.stderr);
+    assert_status(&run, Status::TempFail);
     assert!(run.stderr.contains("line 2"), "{}", run.stderr);
     let landed = read_topic(b, &topic, 2, WAIT);
     assert_eq!(
@@ -174,7 +174,7 @@ fn stats_lines_and_sigusr1() {
     std::thread::sleep(Duration::from_millis(300));
     drop(stdin);
     let run = wait_with_limit(child, Duration::from_secs(30));
-    assert_eq!(run.code(), 0, "{}", run.stderr);
+    assert_status(&run, Status::Ok);
     assert!(
         run.stderr.matches("2 read").count() >= 2,
         "SIGUSR1 printed the statistics line: {}",
@@ -205,7 +205,7 @@ fn weaker_acks_warn_that_idempotence_is_off() {
     let b = shared_brokers();
     let topic = fresh_topic("acks1");
     let run = kpipe(&["-b", b, "-t", &topic, "--acks", "1"], b"x\n");
-    assert_eq!(run.code(), 0, "{}", run.stderr);
+    assert_status(&run, Status::Ok);
     assert!(
         run.stderr.contains("idempotent producer off"),
         "{}",
@@ -247,7 +247,7 @@ fn sighup_reopens_the_dead_letter_file() {
     stdin.write_all(b"second record too long\n").unwrap();
     drop(stdin);
     let run = wait_with_limit(child, Duration::from_secs(30));
-    assert_eq!(run.code(), 75, "{}", run.stderr);
+    assert_status(&run, Status::TempFail);
     assert!(read_lines(&rotated)[0].contains("first record"));
     let fresh = read_lines(&dlq);
     assert_eq!(fresh.len(), 1);

@@ -127,7 +127,7 @@ fn spool_entries_that_are_not_regular_files_are_skipped_and_the_rest_sent() {
     let mut child = spawn(&["-b", b, "-t", &topic, "--spool", spool.to_str().unwrap()]);
     drop(child.stdin.take());
     let run = wait_with_limit(child, WAIT);
-    assert_eq!(run.code(), 0, "{}", run.stderr);
+    assert_status(&run, Status::Ok);
     assert!(run.stderr.contains("not a regular file"), "{}", run.stderr);
     assert_eq!(read_topic(b, &topic, 2, WAIT).len(), 2);
     assert!(!spool.join("4-1.spool").exists());
@@ -160,7 +160,7 @@ fn corrupt_spool_lines_are_dead_lettered_and_counted() {
         ],
         b"",
     );
-    assert_eq!(run.code(), 75, "{}", run.stderr);
+    assert_status(&run, Status::TempFail);
     assert!(run.stderr.contains("2 dead-lettered"), "{}", run.stderr);
     let dead = read_lines(&dl);
     assert_eq!(dead.len(), 2, "{dead:?}");
@@ -185,7 +185,7 @@ fn a_dead_letter_file_on_a_full_disk_is_not_claimed() {
         ],
         b"too long a record\n",
     );
-    assert_eq!(run.code(), 74, "{}", run.stderr);
+    assert_status(&run, Status::IoErr);
     assert!(
         !run.stderr.contains("in the dead-letter file"),
         "{}",
@@ -214,7 +214,7 @@ fn a_topic_with_a_nul_byte_is_dead_lettered_at_once_and_never_spooled() {
         ],
         b"{\"PROGRAM\":\"a\\u0000b\"}\n",
     );
-    assert_eq!(run.code(), 75, "{}", run.stderr);
+    assert_status(&run, Status::TempFail);
     assert!(run.stderr.contains("invalid topic"), "{}", run.stderr);
     assert_eq!(read_lines(&dl).len(), 1);
     assert!(spool_files(&spool).is_empty());
@@ -253,7 +253,7 @@ fn an_endless_line_is_cut_at_the_limit_and_memory_stays_bounded() {
     drop(stdin);
     let run = wait_with_limit(child, WAIT);
     assert!(peak_kb < 100_000, "peak RSS {peak_kb} kB");
-    assert_eq!(run.code(), 75, "{}", run.stderr);
+    assert_status(&run, Status::TempFail);
     let dead = read_lines(&dl);
     assert_eq!(dead.len(), 1, "{}", run.stderr);
     let v: serde_json::Value = serde_json::from_str(&dead[0]).unwrap();
@@ -293,7 +293,7 @@ fn timestamp_key_headers_and_partition_survive_the_spool() {
         ],
         format!("{line}\n").as_bytes(),
     );
-    assert_eq!(first.code(), 69, "{}", first.stderr);
+    assert_status(&first, Status::Unavailable);
     let files = spool_files(&spool);
     let spooled: serde_json::Value = serde_json::from_str(&read_lines(&files[0])[0]).unwrap();
     assert_eq!(spooled["timestamp"], 1_795_597_200_500_i64);
@@ -309,7 +309,7 @@ fn timestamp_key_headers_and_partition_survive_the_spool() {
         ],
         b"",
     );
-    assert_eq!(second.code(), 0, "{}", second.stderr);
+    assert_status(&second, Status::Ok);
     let landed = read_topic(b, &topic, 1, WAIT);
     assert_eq!(landed.len(), 1);
     let r = &landed[0];

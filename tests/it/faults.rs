@@ -55,7 +55,7 @@ fn leader_killed_mid_stream_loses_and_duplicates_nothing() {
     });
     drop(stdin);
     let run = wait_with_limit(child, Duration::from_secs(120));
-    assert_eq!(run.code(), 0, "{}", run.stderr);
+    assert_status(&run, Status::Ok);
     let landed = read_topic(&c.bootstrap, &topic, records.len(), WAIT);
     assert_exactly_once_in_order(&landed, &records);
 }
@@ -77,7 +77,7 @@ fn broker_that_starts_after_kpipe_gets_everything() {
     c.start_node(1);
     writer.join().expect("writer").expect("writing to kpipe");
     let run = wait_with_limit(child, Duration::from_secs(120));
-    assert_eq!(run.code(), 0, "{}", run.stderr);
+    assert_status(&run, Status::Ok);
     let landed = read_topic(&c.bootstrap, &topic, records.len(), WAIT);
     assert_exactly_once_in_order(&landed, &records);
 }
@@ -99,7 +99,7 @@ fn single_broker_restarted_mid_stream_keeps_every_record_once() {
     });
     drop(stdin);
     let run = wait_with_limit(child, Duration::from_secs(120));
-    assert_eq!(run.code(), 0, "{}", run.stderr);
+    assert_status(&run, Status::Ok);
     let landed = read_topic(&c.bootstrap, &topic, records.len(), WAIT);
     assert_exactly_once_in_order(&landed, &records);
 }
@@ -163,7 +163,7 @@ fn outage_then_sigterm_dead_letters_the_rest_and_replay_delivers_exactly_those()
         &before,
         &during,
     );
-    assert_eq!(run.code(), 75, "{}", run.stderr);
+    assert_status(&run, Status::TempFail);
     let dead = read_lines(&dlq);
     assert_eq!(dead.len(), during.len(), "{}", run.stderr);
     assert!(
@@ -177,7 +177,7 @@ fn outage_then_sigterm_dead_letters_the_rest_and_replay_delivers_exactly_those()
         &["-b", &c.bootstrap, "-f", "envelope"],
         std::fs::read(&dlq).unwrap().as_slice(),
     );
-    assert_eq!(replay.code(), 0, "{}", replay.stderr);
+    assert_status(&replay, Status::Ok);
     let landed = read_topic(&c.bootstrap, &topic, before.len() + during.len(), WAIT);
     let all: Vec<String> = before.iter().chain(&during).cloned().collect();
     assert_exactly_once_in_order(&landed, &all);
@@ -192,7 +192,7 @@ fn outage_then_sigterm_spools_and_the_next_run_sends_the_spool_first() {
     let spool_arg = spool.to_str().unwrap();
     let (before, during) = (numbered("before", 100), numbered("during", 500));
     let run = outage_run(&c, &topic, &["--spool", spool_arg], &before, &during);
-    assert_eq!(run.code(), 75, "{}", run.stderr);
+    assert_status(&run, Status::TempFail);
     assert!(run.stderr.contains("500 spooled"), "{}", run.stderr);
 
     c.start_node(1);
@@ -201,7 +201,7 @@ fn outage_then_sigterm_spools_and_the_next_run_sends_the_spool_first() {
         &["-b", &c.bootstrap, "-t", &topic, "--spool", spool_arg],
         (after.join("\n") + "\n").as_bytes(),
     );
-    assert_eq!(next.code(), 0, "{}", next.stderr);
+    assert_status(&next, Status::Ok);
     let all: Vec<String> = before
         .iter()
         .chain(&during)
@@ -246,7 +246,7 @@ fn two_runs_started_at_once_send_each_spooled_record_once() {
         .collect();
     for r in runs {
         let run = r.join().unwrap();
-        assert_eq!(run.code(), 0, "{}", run.stderr);
+        assert_status(&run, Status::Ok);
     }
     let landed = read_topic(&c.bootstrap, &topic, spooled.len() + 2, WAIT);
     let values: Vec<String> = landed.iter().map(Landed::value_str).collect();

@@ -13,7 +13,7 @@ fn hundred_thousand_lines_arrive_byte_exact_and_in_order() {
     let records = syslog_records(100_000);
     let input = records.join("\n") + "\n";
     let run = kpipe(&["-b", b, "-t", &topic], input.as_bytes());
-    assert_eq!(run.code(), 0, "stderr: {}", run.stderr);
+    assert_status(&run, Status::Ok);
     assert!(
         run.stderr
             .contains("100000 read, 100000 delivered, 0 failed"),
@@ -48,7 +48,7 @@ fn odd_bytes_and_a_last_line_without_newline_arrive_byte_exact() {
         }
     }
     let run = kpipe(&["-b", b, "-t", &topic], &input);
-    assert_eq!(run.code(), 0, "stderr: {}", run.stderr);
+    assert_status(&run, Status::Ok);
     let landed = read_topic(b, &topic, lines.len(), Duration::from_secs(30));
     let got: Vec<&[u8]> = landed
         .iter()
@@ -86,7 +86,7 @@ fn records_written_slowly_arrive_before_eof() {
     }
     drop(stdin);
     let run = wait_with_limit(child, Duration::from_secs(20));
-    assert_eq!(run.code(), 0, "stderr: {}", run.stderr);
+    assert_status(&run, Status::Ok);
 }
 
 #[test]
@@ -183,7 +183,7 @@ fn records_to_many_topics_land_once_and_in_order_while_the_queue_limit_grows() {
         ],
         input.as_bytes(),
     );
-    assert_eq!(run.code(), 0, "stderr: {}", run.stderr);
+    assert_status(&run, Status::Ok);
     for (k, t) in topics.iter().enumerate() {
         let landed = read_topic(b, t, n / 8, Duration::from_secs(60));
         let seqs: Vec<usize> = landed

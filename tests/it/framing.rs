@@ -35,7 +35,7 @@ fn malformed_ndjson_falls_back_to_string_by_default() {
         &["-b", b, "-t", &topic, "-f", "ndjson"],
         (lines.join("\n") + "\n").as_bytes(),
     );
-    assert_eq!(run.code(), 0, "{}", run.stderr);
+    assert_status(&run, Status::Ok);
     assert!(
         run.stderr.contains("line 10, byte"),
         "report names the line: {}",
@@ -74,7 +74,7 @@ fn drop_message_delivers_only_the_good_ones_and_exit_stops_with_65() {
         ],
         input.as_bytes(),
     );
-    assert_eq!(run.code(), 0, "{}", run.stderr);
+    assert_status(&run, Status::Ok);
     let expected: Vec<&String> = lines
         .iter()
         .zip(&good)
@@ -91,7 +91,7 @@ fn drop_message_delivers_only_the_good_ones_and_exit_stops_with_65() {
         &["-b", b, "-t", &topic, "-f", "ndjson", "--on-error", "exit"],
         input.as_bytes(),
     );
-    assert_eq!(run.code(), 65, "{}", run.stderr);
+    assert_status(&run, Status::DataErr);
     let landed = read_topic(b, &topic, 9, WAIT);
     assert_eq!(
         landed.len(),
@@ -132,7 +132,7 @@ fn templates_route_by_program_and_key_by_host() {
         ],
         input.as_bytes(),
     );
-    assert_eq!(run.code(), 0, "{}", run.stderr);
+    assert_status(&run, Status::Ok);
     for (n, p) in programs.iter().enumerate() {
         let landed = read_topic(b, &format!("logs.{p}"), 20, WAIT);
         assert_eq!(landed.len(), 20, "records for {p}");
@@ -169,7 +169,7 @@ fn fifty_pretty_printed_objects_arrive_as_fifty_records() {
         .collect();
     assert!(input.lines().count() > 500);
     let run = kpipe(&["-b", b, "-t", &topic, "-f", "json"], input.as_bytes());
-    assert_eq!(run.code(), 0, "{}", run.stderr);
+    assert_status(&run, Status::Ok);
     let landed = read_topic(b, &topic, 50, WAIT);
     assert_eq!(landed.len(), 50);
     for (l, o) in landed.iter().zip(&objects) {
@@ -207,7 +207,7 @@ fn nul_separated_names_arrive_byte_exact() {
         .collect();
     assert!(names.len() > 6);
     let run = kpipe(&["-b", b, "-t", &topic, "-D", "\\0"], &found.stdout);
-    assert_eq!(run.code(), 0, "{}", run.stderr);
+    assert_status(&run, Status::Ok);
     let landed = read_topic(b, &topic, names.len(), Duration::from_secs(180));
     let got: Vec<&[u8]> = landed.iter().map(|l| l.value.as_deref().unwrap()).collect();
     assert_eq!(got, names);
@@ -222,7 +222,7 @@ fn multi_byte_delimiter_and_key_delimiter() {
         &["-b", b, "-t", &topic, "-D", "||", "-K", "::"],
         b"k1::v|1||k2::v:2||novalue-key||",
     );
-    assert_eq!(run.code(), 0, "{}", run.stderr);
+    assert_status(&run, Status::Ok);
     let landed = read_topic(b, &topic, 3, WAIT);
     let got: Vec<(Option<String>, String)> = landed
         .iter()
@@ -295,18 +295,18 @@ fn envelopes_land_field_by_field_and_dry_run_output_replays_the_same() {
         assert_eq!(c[1].value, None, "tombstone");
     };
     let run = kpipe(&["-b", b, "-f", "envelope"], input.as_bytes());
-    assert_eq!(run.code(), 0, "{}", run.stderr);
+    assert_status(&run, Status::Ok);
     check(&t1, &t2);
 
     // The dry run prints envelopes; sent back through -f envelope they land the same.
     let dry = kpipe(&["--dry-run", "-f", "envelope"], input.as_bytes());
-    assert_eq!(dry.code(), 0, "{}", dry.stderr);
+    assert_status(&dry, Status::Ok);
     let (u1, u2) = (fresh_topic("env-c"), fresh_topic("env-d"));
     create_topic(b, &u1, 2, 1, &[]);
     create_topic(b, &u2, 1, 1, &[]);
     let replay = dry.stdout_str().replace(&t1, &u1).replace(&t2, &u2);
     let run = kpipe(&["-b", b, "-f", "envelope"], replay.as_bytes());
-    assert_eq!(run.code(), 0, "{}", run.stderr);
+    assert_status(&run, Status::Ok);
     check(&u1, &u2);
 }
 
@@ -325,7 +325,7 @@ fn random_bytes_as_ndjson_do_not_crash() {
         })
         .collect();
     let run = kpipe(&["-b", b, "-t", &topic, "-f", "ndjson"], &input);
-    assert_eq!(run.code(), 0, "{}", run.stderr);
+    assert_status(&run, Status::Ok);
     assert!(!run.stderr.contains("panicked"));
     assert!(
         run.stderr.contains("more malformed records not shown"),
@@ -373,7 +373,7 @@ fn fallback_topic_timestamp_field_and_pinned_partition() {
         ],
         input.as_bytes(),
     );
-    assert_eq!(run.code(), 0, "{}", run.stderr);
+    assert_status(&run, Status::Ok);
     let a = read_topic(b, &routed, 1, WAIT);
     assert_eq!(a.len(), 1);
     assert_eq!(

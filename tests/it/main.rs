@@ -2,7 +2,6 @@
 
 mod util;
 
-mod cli;
 mod containment;
 mod delivery;
 mod failure_paths;

@@ -58,7 +58,7 @@ fn tls_delivers_and_a_wrong_ca_fails_fast_naming_certificate_verification() {
         &["-b", s.get("SSL"), "--ca", s.get("CA"), "-t", &topic],
         &lines(1000),
     );
-    assert_eq!(run.code(), 0, "{}", run.stderr);
+    assert_status(&run, Status::Ok);
     assert_eq!(
         read_topic(&s.cluster.bootstrap, &topic, 1000, WAIT).len(),
         1000
@@ -67,7 +67,7 @@ fn tls_delivers_and_a_wrong_ca_fails_fast_naming_certificate_verification() {
         &["-b", s.get("SSL"), "--ca", s.get("OTHER_CA"), "-t", &topic],
         &lines(3),
     );
-    assert_eq!(run.code(), 69, "{}", run.stderr);
+    assert_status(&run, Status::Unavailable);
     assert!(run.elapsed < QUICK, "{:?}", run.elapsed);
     assert!(
         run.stderr.contains("certificate verify failed"),
@@ -95,7 +95,7 @@ fn mutual_tls_delivers_with_a_client_certificate_and_is_refused_clearly_without(
         ],
         &lines(100),
     );
-    assert_eq!(with.code(), 0, "{}", with.stderr);
+    assert_status(&with, Status::Ok);
     assert_eq!(
         read_topic(&s.cluster.bootstrap, &topic, 100, WAIT).len(),
         100
@@ -104,7 +104,7 @@ fn mutual_tls_delivers_with_a_client_certificate_and_is_refused_clearly_without(
         &["-b", s.get("MTLS"), "--ca", s.get("CA"), "-t", &topic],
         &lines(3),
     );
-    assert_eq!(without.code(), 69, "{}", without.stderr);
+    assert_status(&without, Status::Unavailable);
     assert!(without.elapsed < QUICK, "{:?}", without.elapsed);
     assert!(
         without.stderr.contains("bad certificate") && without.stderr.contains("--cert"),
@@ -120,7 +120,7 @@ fn scram_over_tls_and_plain_deliver_and_a_wrong_password_is_77_naming_authentica
     let mut args = as_alice(s);
     args.extend(["-t", &topic]);
     let scram = kpipe(&args, &lines(500));
-    assert_eq!(scram.code(), 0, "{}", scram.stderr);
+    assert_status(&scram, Status::Ok);
     let plain = std::process::Command::new(kpipe_bin())
         .args(["-b", s.get("SASL_PLAINTEXT"), "--sasl-mechanism", "PLAIN"])
         .args(["--sasl-username", "alice", "-t", &topic])
@@ -173,7 +173,7 @@ fn a_topic_the_user_may_not_write_is_dead_lettered_naming_topic_and_principal() 
         })
         .collect();
     let run = routed_as_alice(s, &dl, &input);
-    assert_eq!(run.code(), 75, "{}", run.stderr);
+    assert_status(&run, Status::TempFail);
     assert_eq!(
         read_topic(&s.cluster.bootstrap, &allowed, 10, WAIT).len(),
         10
@@ -214,7 +214,7 @@ fn the_password_shows_nowhere_however_it_is_given() {
         ],
         b"x\n",
     );
-    assert_eq!(open.code(), 2, "{}", open.stderr);
+    assert_status(&open, Status::Usage);
     assert!(open.stderr.contains("chmod 600") && !open.stderr.contains(&pw));
     std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o600)).unwrap();
     let by_file = as_alice(s);
@@ -229,7 +229,7 @@ fn the_password_shows_nowhere_however_it_is_given() {
             stdin.write_all(b"one\n").unwrap();
         }
         let run = wait_with_limit(child, WAIT);
-        assert_eq!(run.code(), 0, "{}", run.stderr);
+        assert_status(&run, Status::Ok);
         assert!(!String::from_utf8_lossy(&cmdline).contains(&pw));
         assert!(!run.stderr.contains(&pw), "the password is in -vv output");
     }
@@ -256,7 +256,7 @@ fn the_password_shows_nowhere_however_it_is_given() {
     assert_eq!(by_env.status.code(), Some(0));
     assert!(!String::from_utf8_lossy(&by_env.stderr).contains(&pw));
     let x = kpipe(&["-t", "t", "-X", &format!("sasl.password={pw}")], b"x\n");
-    assert_eq!(x.code(), 2);
+    assert_status(&x, Status::Usage);
     assert!(!x.stderr.contains(&pw) && x.stderr.contains("--sasl-password-file"));
 }
 
@@ -282,7 +282,7 @@ fn spool_and_dead_letter_files_are_private_and_an_open_spool_directory_is_refuse
         ],
         b"too long\nok\n",
     );
-    assert_eq!(run.code(), 69, "{}", run.stderr);
+    assert_status(&run, Status::Unavailable);
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&spool), 0o700);
     assert_eq!(mode(&dl), 0o600);
@@ -293,7 +293,7 @@ fn spool_and_dead_letter_files_are_private_and_an_open_spool_directory_is_refuse
     std::fs::create_dir(&open).unwrap();
     std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
     let run = kpipe(&["-t", "t", "--spool", open.to_str().unwrap()], b"x\n");
-    assert_eq!(run.code(), 73, "{}", run.stderr);
+    assert_status(&run, Status::CantCreat);
     assert!(
         run.stderr.contains("writable by group or others"),
         "{}",
@@ -303,7 +303,7 @@ fn spool_and_dead_letter_files_are_private_and_an_open_spool_directory_is_refuse
     std::fs::create_dir(&theirs).unwrap();
     std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
     let run = kpipe(&["-t", "t", "--spool", theirs.to_str().unwrap()], b"x\n");
-    assert_eq!(run.code(), 73, "{}", run.stderr);
+    assert_status(&run, Status::CantCreat);
 }
 
 #[test]
@@ -314,7 +314,7 @@ fn a_planted_lock_symlink_is_not_followed() {
     let target = dir.join("created-through-the-link");
     std::os::unix::fs::symlink(&target, spool.join(".lock")).unwrap();
     let run = kpipe(&["--dry-run", "-t", "t"], b"x\n");
-    assert_eq!(run.code(), 0);
+    assert_status(&run, Status::Ok);
     let run = kpipe(
         &[
             "-b",
@@ -365,7 +365,7 @@ fn topics_a_sender_chooses_are_checked_before_they_reach_the_broker() {
         ],
         input.as_bytes(),
     );
-    assert_eq!(run.code(), 75, "{}", run.stderr);
+    assert_status(&run, Status::TempFail);
     assert_eq!(read_lines(&dl).len(), 4, "{}", run.stderr);
     assert_eq!(read_topic(b, &ok, 1, WAIT).len(), 1);
     // --topic-allow narrows further; what it refuses goes to the fallback topic.
@@ -385,7 +385,7 @@ fn topics_a_sender_chooses_are_checked_before_they_reach_the_broker() {
         ],
         input.as_bytes(),
     );
-    assert_eq!(run.code(), 0, "{}", run.stderr);
+    assert_status(&run, Status::Ok);
     let unrouted = read_topic(b, &fallback, 4, WAIT);
     assert_eq!(unrouted.len(), 4);
     assert!(unrouted.iter().all(|l| l.header("kpipe.error").is_some()));
@@ -414,7 +414,7 @@ fn ten_thousand_topics_all_refused_by_acl_are_75_not_unreachable() {
         .map(|i| format!("{{\"PROGRAM\":\"{prefix}-{i}\"}}\n"))
         .collect();
     let run = routed_as_alice(s, &dl, &input);
-    assert_eq!(run.code(), 75, "{}", run.stderr);
+    assert_status(&run, Status::TempFail);
     assert!(!run.stderr.contains("no broker"), "{}", run.stderr);
     assert_eq!(read_lines(&dl).len(), 10_000);
 }

@@ -34,10 +34,10 @@ fn sequence_numbers(landed: &[Landed]) -> (HashMap<usize, usize>, usize) {
     (seen, cut)
 }
 
-/// Asserts that an `--atomic` run aborted its transaction and exited with `code`.
+/// Asserts that an `--atomic` run aborted its transaction and exited with `status`.
 #[track_caller]
-fn assert_aborted(run: &Run, code: i32) {
-    assert_eq!(run.code(), code, "{}", run.stderr);
+fn assert_aborted(run: &Run, status: Status) {
+    assert_status(run, status);
     assert!(
         run.stderr.contains("transaction was aborted"),
         "{}",
@@ -72,7 +72,7 @@ fn atomic_run_killed_half_way_shows_nothing_and_its_rerun_shows_everything_once(
     assert_eq!(landed.len(), 0, "a killed batch left records visible");
 
     let run = kpipe(&args, numbered(0, 100_000).as_bytes());
-    assert_eq!(run.code(), 0, "{}", run.stderr);
+    assert_status(&run, Status::Ok);
     let landed = read_topic(brokers, &topic, 100_000, WAIT);
     let (seen, _) = sequence_numbers(&landed);
     assert_eq!(
@@ -108,7 +108,7 @@ fn atomic_run_with_a_malformed_record_under_on_error_exit_shows_nothing_and_exit
         ],
         input.as_bytes(),
     );
-    assert_aborted(&run, 65);
+    assert_aborted(&run, Status::DataErr);
     assert!(run.stderr.contains("line 10001"), "{}", run.stderr);
     assert_eq!(read_topic(brokers, &topic, 1, QUIET).len(), 0);
     // Every record read is in the dead-letter file, ready for a rerun; the bad line is not.
@@ -131,7 +131,7 @@ fn atomic_run_stopped_by_sigterm_shows_nothing_and_fails() {
     signal(&child, "TERM");
     let run = wait_with_limit(child, Duration::from_secs(30));
     drop(stdin);
-    assert_eq!(run.code(), 75, "{}", run.stderr);
+    assert_status(&run, Status::TempFail);
     assert!(run.stderr.contains("a stop signal came"), "{}", run.stderr);
     assert_eq!(read_topic(brokers, &topic, 1, QUIET).len(), 0);
 }
@@ -219,7 +219,7 @@ fn exactly_once_survives_five_sigkills_and_a_leader_kill() {
     let last_first = last.first;
     drop(last.child.stdin.take());
     let run = wait_with_limit(last.child, Duration::from_secs(120));
-    assert_eq!(run.code(), 0, "{}", run.stderr);
+    assert_status(&run, Status::Ok);
 
     // Some records may be missing (they sat in a killed run's pipe), so the read cannot wait
     // for all of them; everything committed is readable by then.
@@ -341,7 +341,7 @@ fn exactly_once_rides_out_a_broker_outage_and_lands_everything_once() {
         .unwrap();
     drop(stdin);
     let run = wait_with_limit(child, Duration::from_secs(120));
-    assert_eq!(run.code(), 0, "{}", run.stderr);
+    assert_status(&run, Status::Ok);
     let landed = read_topic(&c.bootstrap, &topic, 60_000, WAIT);
     let (seen, cut) = sequence_numbers(&landed);
     assert_eq!(cut, 0);
@@ -365,7 +365,7 @@ fn a_transaction_timeout_above_the_brokers_maximum_is_refused_at_start() {
         ],
         b"a\n",
     );
-    assert_eq!(run.code(), 78, "{}", run.stderr);
+    assert_status(&run, Status::Config);
     assert!(
         run.stderr
             .contains("--transaction-timeout 20m is more than the brokers allow"),
@@ -429,7 +429,7 @@ fn atomic_run_with_a_record_the_producer_refuses_and_no_dead_letter_file_shows_n
         &["-b", brokers, "-f", "envelope", "--atomic"],
         input.as_bytes(),
     );
-    assert_aborted(&run, 75);
+    assert_aborted(&run, Status::TempFail);
     assert_eq!(read_topic(brokers, &topic, 1, QUIET).len(), 0);
 }
 

@@ -75,12 +75,6 @@ typedef struct rd_avg_s {
  * @brief Add value \p v to averager \p ra.
  */
 static RD_UNUSED void rd_avg_add(rd_avg_t *ra, int64_t v) {
-        /* ra_enabled is set once, by rd_avg_init, before any thread
-         * adds to the average; without statistics.interval.ms it is 0, and
-         * taking the lock only to read it cost a lock and an unlock for every
-         * message the producer batches. */
-        if (!ra->ra_enabled)
-                return;
         mtx_lock(&ra->ra_lock);
         if (!ra->ra_enabled) {
                 mtx_unlock(&ra->ra_lock);

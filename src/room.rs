@@ -3,6 +3,14 @@
 //! librdkafka sends one request per partition, so with too few records each the brokers answer
 //! many small requests and spend most of their time per request (measured in BENCHMARKS.md).
 
+/// What `--max-buffered` bounds: the one text for `--help`, the man page and the README (a test
+/// checks its numbers against the constants below).
+pub const MEMORY_LIMIT: &str = "Memory is bounded by --max-buffered (default 64MiB): librdkafka \
+holds at most that many record bytes, and at most one record per 2 KiB of it (32768 records by \
+default) while records go to one topic. Each topic in use adds room for 1024 records, up to one \
+record per 512 B (131072 by default): every partition batches its own records. While a limit is \
+reached, kpipe stops reading stdin, so the backpressure reaches the writer.";
+
 /// Bytes of `--max-buffered` per record librdkafka may hold while records go to one topic.
 pub const BYTES_PER_RECORD: u64 = 2048;
 
