@@ -137,7 +137,9 @@ impl App {
     /// Reads one block (waiting at most a tick) and handles the records in it.
     fn read(&mut self, input: &mut BlockReader, framer: &mut dyn Framer) {
         match input.fill(TICK) {
-            Ok(Fill::Idle) => return,
+            // The poll waits on stdin alone: delivery reports that came meanwhile are served
+            // now, so counters, statistics and failed records do not wait for more input.
+            Ok(Fill::Idle) => return self.out.sink.wait(Duration::ZERO),
             Ok(Fill::Data | Fill::Eof) => {}
             Err(e) => return self.input_failed(e),
         }

@@ -13,4 +13,6 @@ mod mock;
 mod cli;
 mod delivery;
 mod failures;
+mod routing;
+mod signals;
 mod transactions;

@@ -51,6 +51,13 @@ impl Mock {
             .expect("a topic error");
     }
 
+    /// Every answer of `broker` takes `delay` longer.
+    pub fn round_trip(&self, broker: i32, delay: Duration) {
+        self.cluster
+            .broker_round_trip_time(broker, delay)
+            .expect("a round-trip time");
+    }
+
     pub fn down(&self, broker: i32) {
         self.cluster.broker_down(broker).expect("broker down");
     }

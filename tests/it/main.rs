@@ -4,6 +4,7 @@ mod util;
 
 mod containment;
 mod delivery;
+mod docs;
 mod failure_paths;
 mod faults;
 mod forwarding;
