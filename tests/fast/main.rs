@@ -13,6 +13,7 @@ mod mock;
 mod cli;
 mod delivery;
 mod failures;
+mod more;
 mod routing;
 mod signals;
 mod transactions;
