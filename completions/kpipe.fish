@@ -50,7 +50,7 @@ complete -c kpipe -l transaction-timeout -d 'How long a transaction may stay ope
 complete -c kpipe -l commit-interval -d 'With --exactly-once, how often the open transaction is committed' -r
 complete -c kpipe -l offsets-topic -d 'With --exactly-once, the compacted topic that holds each id\'s committed log position' -r
 complete -c kpipe -l shutdown-timeout -d 'After SIGTERM/SIGINT (or at EOF with --spool), how long to keep reading and delivering' -r
-complete -c kpipe -l stats -d 'Write statistics as JSON lines to FILE, or `-` for stderr' -r
+complete -c kpipe -l stats -d 'Write statistics as JSON lines to FILE, or `-` for stderr (fields: man kpipe, STATISTICS)' -r
 complete -c kpipe -l stats-interval -d 'How often to write --stats lines' -r
 complete -c kpipe -l dry-run -d 'Print each record as it would be sent, in envelope form, to stdout; no broker'
 complete -c kpipe -l tls -d 'Connect with TLS (security.protocol SSL, or SASL_SSL with --sasl-mechanism)'

@@ -230,7 +230,7 @@ pub struct Cli {
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
 
-    /// Write statistics as JSON lines to FILE, or `-` for stderr.
+    /// Write statistics as JSON lines to FILE, or `-` for stderr (fields: man kpipe, STATISTICS).
     #[arg(long, value_name = "FILE")]
     pub stats: Option<String>,
 

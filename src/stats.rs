@@ -75,8 +75,8 @@ impl Counters {
         }
     }
 
-    /// One `--stats` JSON line.
-    pub fn json_line(&self, elapsed: Duration, in_flight: i64, rate: f64) -> String {
+    /// One `--stats` JSON line (its fields: `STATS_FIELDS`); `last` for the line at exit.
+    pub fn json_line(&self, elapsed: Duration, in_flight: i64, rate: f64, last: bool) -> String {
         let t = self.snapshot();
         let rtt: BTreeMap<String, f64> = self
             .broker_rtt_us
@@ -88,6 +88,8 @@ impl Counters {
             })
             .unwrap_or_default();
         serde_json::json!({
+            "time": jiff::Timestamp::now().to_string(),
+            "last": last,
             "elapsed_s": elapsed.as_secs_f64(),
             "read": t.read,
             "delivered": t.delivered,
@@ -109,6 +111,30 @@ impl Counters {
         .to_string()
     }
 }
+
+/// Every field of a `--stats` line and what it means: the man page lists them, and a test
+/// checks that a line has exactly these.
+pub const STATS_FIELDS: &[(&str, &str)] = &[
+    ("time", "when the line was written, RFC 3339 in UTC"),
+    ("last", "true for the line written at exit"),
+    ("elapsed_s", "seconds since kpipe started"),
+    ("read", "records read from standard input"),
+    ("replayed", "records read from the spool and sent again"),
+    ("bytes", "bytes of standard input read"),
+    ("delivered", "records the brokers acknowledged (in a transaction: committed)"),
+    ("failed", "records not delivered: spooled + dead_lettered + lost + set_aside"),
+    ("spooled", "records written to the spool, for the next run"),
+    ("dead_lettered", "records written to the dead-letter file"),
+    ("lost", "records neither delivered nor kept (no spool or dead-letter file, or a full disk)"),
+    ("set_aside", "spool lines that are not envelopes, moved aside"),
+    ("in_doubt", "failed records the brokers may have stored anyway (a request sent, never answered): sending them again may duplicate them"),
+    ("empty_skipped", "empty records (a delimiter alone), skipped"),
+    ("malformed", "malformed records, whatever --on-error made of them"),
+    ("retried", "produce requests librdkafka sent again"),
+    ("in_flight", "records handed to librdkafka and not settled yet"),
+    ("records_per_s", "records delivered per second since the line before; on the last line, over the whole run"),
+    ("broker_rtt_ms", "each broker's average round trip in milliseconds, by name"),
+];
 
 impl Tally {
     /// Records that did not reach Kafka, wherever they went.
@@ -235,10 +261,22 @@ mod tests {
         let t = c.snapshot();
         assert_eq!((t.read, t.delivered, t.malformed()), (2, 1, 1));
         let v: serde_json::Value =
-            serde_json::from_str(&c.json_line(Duration::from_secs(2), 4, 1.5)).unwrap();
+            serde_json::from_str(&c.json_line(Duration::from_secs(2), 4, 1.5, true)).unwrap();
         assert_eq!(v["read"], 2);
         assert_eq!(v["in_flight"], 4);
         assert_eq!(v["records_per_s"], 1.5);
+        assert_eq!(v["last"], true);
+        assert!(v["time"].as_str().is_some_and(|t| t.ends_with('Z')), "{v}");
+    }
+
+    #[test]
+    fn every_field_of_a_stats_line_is_documented_and_every_documented_one_written() {
+        let line = Counters::default().json_line(Duration::ZERO, 0, 0.0, false);
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let written: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut documented: Vec<&str> = STATS_FIELDS.iter().map(|(k, _)| *k).collect();
+        documented.sort_unstable();
+        assert_eq!(written, documented);
     }
 
     #[test]

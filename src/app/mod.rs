@@ -390,7 +390,9 @@ impl App {
             self.io_error.get_or_insert_with(|| e.to_string());
         }
         let in_flight = self.out.sink.in_flight();
-        self.out.reports.write_stats(&self.out.ledger, in_flight);
+        self.out
+            .reports
+            .write_stats(&self.out.ledger, in_flight, reports::Line::Last);
         let ledger = &self.out.ledger;
         let tally = ledger.counters.snapshot();
         let last_error = ledger.last_error();

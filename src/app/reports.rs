@@ -111,7 +111,7 @@ impl Reports {
             );
         }
         if self.last_stats.elapsed() >= self.interval {
-            self.write_stats(ledger, in_flight);
+            self.write_stats(ledger, in_flight, Line::Periodic);
         }
         if self.progress.shown() {
             let t = ledger.counters.snapshot();
@@ -122,17 +122,21 @@ impl Reports {
     }
 
     /// Writes one `--stats` line now; a stats file that fails is given up.
-    pub fn write_stats(&mut self, ledger: &Ledger, in_flight: i64) {
+    pub fn write_stats(&mut self, ledger: &Ledger, in_flight: i64, which: Line) {
         let Some(out) = self.stats_out.as_mut() else {
             return;
         };
         let now = Instant::now();
         self.last_stats = now;
         let c = &ledger.counters;
-        let rate = self
-            .stats_rate
-            .sample(c.delivered.load(std::sync::atomic::Ordering::Relaxed), now);
-        let line = c.json_line(self.started.elapsed(), in_flight, rate);
+        let delivered = c.delivered.load(std::sync::atomic::Ordering::Relaxed);
+        let elapsed = self.started.elapsed();
+        // A periodic line's rate is since the line before; the last line's is the whole run's.
+        let rate = match which {
+            Line::Periodic => self.stats_rate.sample(delivered, now),
+            Line::Last => delivered as f64 / elapsed.as_secs_f64().max(f64::MIN_POSITIVE),
+        };
+        let line = c.json_line(elapsed, in_flight, rate, which == Line::Last);
         if writeln!(out, "{line}").and_then(|_| out.flush()).is_err() {
             self.stats_out = None;
         }
@@ -147,6 +151,15 @@ impl Reports {
     pub fn elapsed(&self) -> Duration {
         self.started.elapsed()
     }
+}
+
+/// Which `--stats` line is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Line {
+    /// One every `--stats-interval`.
+    Periodic,
+    /// The one at exit.
+    Last,
 }
 
 #[cfg(test)]

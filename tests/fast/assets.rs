@@ -158,6 +158,13 @@ GUARANTEES_TEXT",
     ),
     ("EXIT STATUS", ""),
     (
+        "STATISTICS",
+        "--stats FILE (or - for stderr) appends one JSON object per line every --stats-interval \
+(default 10s) and one at exit; SIGUSR1 prints the summary line on stderr. The fields:
+
+STATS_FIELDS",
+    ),
+    (
         "SIGNALS",
         "SIGTERM, SIGINT: kpipe goes on reading stdin until EOF, for at most --shutdown-timeout, \
 delivering as it goes (syslog-ng closes the pipe a few milliseconds after the signal, and what the \
@@ -204,11 +211,21 @@ fn escape(line: &str) -> String {
     }
 }
 
+/// The `--stats` fields, a line each, for the man page.
+fn stats_fields() -> String {
+    kpipe::stats::STATS_FIELDS
+        .iter()
+        .map(|(k, what)| format!("  {k:<14} {what}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 fn render_section(out: &mut Vec<u8>, title: &str, body: &str) {
     out.extend_from_slice(format!(".SH \"{title}\"\n").as_bytes());
     let body = body
         .replace("MEMORY_LIMIT", kpipe::room::MEMORY_LIMIT)
-        .replace("GUARANTEES_TEXT", &kpipe::guarantee::man_text());
+        .replace("GUARANTEES_TEXT", &kpipe::guarantee::man_text())
+        .replace("STATS_FIELDS", &stats_fields());
     let body = if title == "EXIT STATUS" {
         kpipe::exit::help_text()
             .lines()

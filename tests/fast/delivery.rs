@@ -227,4 +227,9 @@ fn stats_lines_count_what_was_read_and_delivered() {
         (last["read"].as_u64(), last["delivered"].as_u64()),
         (Some(300), Some(300))
     );
+    // The last line's rate is the whole run's.
+    assert_eq!(last["last"], true);
+    let (rate, elapsed) = (last["records_per_s"].as_f64(), last["elapsed_s"].as_f64());
+    let whole = rate.zip(elapsed).map(|(r, e)| r * e).unwrap_or_default();
+    assert!((whole - 300.0).abs() < 3.0, "{last}");
 }
