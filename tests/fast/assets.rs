@@ -196,9 +196,14 @@ KPIPE_SASL_PASSWORD: the SASL password, when no --sasl-password-file is given.",
 A syslog-ng destination (see contrib/syslog-ng/kpipe.conf):
 
   destination d_kafka {
-    program(\"kpipe -f ndjson -t 'logs.${PROGRAM}' -k '${HOST}' --spool /var/spool/kpipe -q\"
+    program(\"exec /usr/bin/kpipe -b k1:9092 -f ndjson -t 'logs.${PROGRAM}' -k '${HOST}' --spool /var/spool/kpipe -q 2>>/var/log/kpipe.log\"
             template(\"$(format-json --scope rfc5424 --scope nv-pairs)\\n\"));
-  };",
+  };
+  log { source(s_net); destination(d_kafka); flags(flow-control); };
+
+exec makes kpipe the process syslog-ng signals; 2>> keeps its reports (syslog-ng discards a \
+program's stderr); flags(flow-control) makes syslog-ng stop reading its sources, not drop \
+messages, while kpipe applies backpressure.",
     ),
 ];
 
