@@ -134,6 +134,47 @@ impl Settings {
     }
 }
 
+impl Settings {
+    /// The settings in force, in one line, for `-v`.
+    pub fn describe(&self) -> String {
+        let get = |k: &str| {
+            self.client
+                .get(k)
+                .unwrap_or("librdkafka's default")
+                .to_string()
+        };
+        let timeout = |t: Option<Duration>| {
+            t.map_or("never".to_string(), |t| {
+                humantime::format_duration(t).to_string()
+            })
+        };
+        let path = |p: &Option<PathBuf>| {
+            p.as_ref()
+                .map_or("none".into(), |p| p.display().to_string())
+        };
+        let mode = match self.transactions.as_ref().map(|t| t.mode) {
+            None => "at least once",
+            Some(crate::guarantee::Mode::Atomic) => "--atomic",
+            Some(crate::guarantee::Mode::ExactlyOnce) => "--exactly-once",
+        };
+        format!(
+            "settings: brokers {}, security {}, format {:?}, on-error {:?}, acks {} (idempotence {}), {mode}, compression {}, delivery timeout {}, connect timeout {}, spool {}, dead-letter {}, max buffered {} bytes",
+            self.brokers,
+            get("security.protocol"),
+            self.format,
+            self.on_error,
+            get("acks"),
+            get("enable.idempotence"),
+            get("compression.type"),
+            timeout(self.delivery_timeout),
+            timeout(self.connect_timeout),
+            path(&self.spool),
+            path(&self.dead_letter),
+            self.max_buffered,
+        )
+    }
+}
+
 fn parse_properties(raw: &[String]) -> Result<Vec<(String, String)>> {
     raw.iter()
         .map(|p| match p.split_once('=') {

@@ -85,6 +85,9 @@ struct App {
 impl App {
     /// The lifecycle, one phase at a time.
     fn run(mut self) -> Status {
+        if self.s.verbose >= 1 {
+            say!("kpipe: {}", self.s.describe());
+        }
         let mut input = BlockReader::stdin();
         if let Err(setup::Setup(status, e)) = self.start_transactions(&mut input) {
             say!("kpipe: {e:#}");
@@ -407,7 +410,12 @@ impl App {
             fatal,
             write_error: write_error.as_deref(),
             unreachable,
-            refused: self.out.refused,
+            refused: self
+                .out
+                .refused
+                .as_ref()
+                .map(|(r, text)| (*r, text.as_str())),
+            refusal_said: !self.s.quiet,
             last_error: last_error.as_ref(),
             spool: spool.as_deref(),
             dead_letter: dead_letter.as_deref(),

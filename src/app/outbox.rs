@@ -30,7 +30,9 @@ pub struct Outbox {
     /// The producer's fatal error, once it had one.
     pub fatal: Option<String>,
     /// The brokers' TLS or SASL refusal, when nothing got through before it.
-    pub refused: Option<Refused>,
+    pub refused: Option<(Refused, String)>,
+    /// `-q`: the refusal is said once, in the closing line, not also when it comes.
+    pub quiet: bool,
     /// Records that cannot be taken stay in the transaction's log, not the spool.
     pub transactional: bool,
     /// A record refused with its batch is out alone: nothing else may be sent until it settles.
@@ -58,6 +60,7 @@ impl Outbox {
             stops_seen: 0,
             fatal: None,
             refused: None,
+            quiet: false,
             transactional: false,
             isolating: false,
             first_answer_by: None,
@@ -197,8 +200,10 @@ impl Outbox {
         if self.refused.is_none() && delivered == 0 {
             // Waiting out --delivery-timeout would not change the brokers' mind.
             if let Some((r, text)) = self.sink.refused() {
-                say!("kpipe: {text}; {}", r.hint());
-                self.refused = Some(r);
+                if !self.quiet {
+                    say!("kpipe: {text}; {}", r.hint());
+                }
+                self.refused = Some((r, text));
                 self.life.halt(Halt::Fatal);
             }
         }

@@ -21,8 +21,10 @@ pub struct Facts<'a> {
     pub write_error: Option<&'a str>,
     /// No broker answered (asked only when nothing was delivered and something failed).
     pub unreachable: bool,
-    /// The brokers refused TLS or the SASL credentials.
-    pub refused: Option<Refused>,
+    /// The brokers refused TLS or the SASL credentials, in librdkafka's words.
+    pub refused: Option<(Refused, &'a str)>,
+    /// The refusal was said, with its hint, when it came (not under `-q`).
+    pub refusal_said: bool,
     pub last_error: Option<&'a Reason>,
     pub spool: Option<&'a Path>,
     pub dead_letter: Option<&'a Path>,
@@ -83,7 +85,7 @@ pub fn conclude(f: &Facts) -> Outcome {
     let undelivered = t.failed();
     if undelivered > 0 || f.fatal.is_some() {
         if !(f.all_or_nothing && f.bad_input) {
-            status = status.merge(match (f.refused, f.unreachable) {
+            status = status.merge(match (f.refused.map(|(r, _)| r), f.unreachable) {
                 (Some(Refused::Authentication), _) => Status::NoPerm,
                 (Some(Refused::Tls | Refused::Protocol), _) | (None, true) => Status::Unavailable,
                 (None, false) => Status::TempFail,
@@ -112,12 +114,13 @@ pub fn conclude(f: &Facts) -> Outcome {
                 t.lost
             ));
         }
-        let why = match (f.last_error, f.fatal) {
-            (Some(r), _) => r.to_string(),
-            (None, Some(fatal)) => fatal.to_string(),
-            (None, None) => "unknown".to_string(),
+        let why = match (f.refused, f.last_error, f.fatal) {
+            (Some((_, text)), _, _) => text.to_string(),
+            (None, Some(r), _) => r.to_string(),
+            (None, None, Some(fatal)) => fatal.to_string(),
+            (None, None, None) => "unknown".to_string(),
         };
-        let hint = if let Some(r) = f.refused {
+        let hint = if let Some((r, _)) = f.refused {
             format!("; {}", r.hint())
         } else if f.unreachable {
             format!(
@@ -130,8 +133,13 @@ pub fn conclude(f: &Facts) -> Outcome {
                 .map(|h| format!("; {h}"))
                 .unwrap_or_default()
         };
+        let why = match f.refused {
+            // Said with its hint when it came: the closing line does not say it again.
+            Some(_) if f.refusal_said => "the brokers refused kpipe (above)".to_string(),
+            _ => format!("last error: {why}{hint}"),
+        };
         lines.push(format!(
-            "kpipe: {} not delivered: {}; last error: {why}{hint}",
+            "kpipe: {} not delivered: {}; {why}",
             records(undelivered),
             whereabouts.join(", ")
         ));
@@ -288,14 +296,27 @@ mod tests {
         };
         let o = conclude(&Facts {
             tally: failed,
-            refused: Some(Refused::Authentication),
+            refused: Some((Refused::Authentication, "SASL authentication error")),
             ..Facts::default()
         });
         assert_eq!(o.status.code(), 77);
+        assert!(o.lines[0].contains("last error: SASL authentication error"));
         assert!(o.lines[0].contains("--sasl-username"));
+        let said = conclude(&Facts {
+            tally: failed,
+            refused: Some((Refused::Authentication, "SASL authentication error")),
+            refusal_said: true,
+            ..Facts::default()
+        });
+        assert_eq!(said.lines.len(), 1);
+        assert!(
+            !said.lines[0].contains("SASL"),
+            "said once: {}",
+            said.lines[0]
+        );
         let o = conclude(&Facts {
             tally: failed,
-            refused: Some(Refused::Tls),
+            refused: Some((Refused::Tls, "SSL handshake failed")),
             ..Facts::default()
         });
         assert_eq!(o.status.code(), 69);

@@ -115,6 +115,7 @@ impl App {
         let reports = Reports::new(s.progress, stats_out, s.stats_interval);
         let mut out = Outbox::new(sink, ledger, life, signals, reports);
         out.transactional = txn.is_some();
+        out.quiet = s.quiet;
         out.first_answer_by = s.connect_timeout.map(|t| (Instant::now() + t, t));
         Ok(App {
             policy: Policy {

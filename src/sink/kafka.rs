@@ -219,10 +219,10 @@ pub(super) fn broker_words(msg: &BorrowedMessage) -> Option<String> {
 
 impl ClientContext for Context {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
-        // librdkafka logs every failed connection attempt; that detail is for -vv only. The
-        // error callback below turns the same events into one line each.
+        // -v shows librdkafka's notices (connections closed, among them) and worse; -vv all of
+        // its log, debug included. The error callback below turns failures into one line each.
         if self.verbose >= 2
-            || (self.verbose >= 1 && (level as i32) <= (RDKafkaLogLevel::Warning as i32))
+            || (self.verbose >= 1 && (level as i32) <= (RDKafkaLogLevel::Info as i32))
         {
             say!(
                 "kpipe: librdkafka {fac}: {}",
@@ -246,7 +246,14 @@ impl ClientContext for Context {
         let reason = &redact(reason, &self.secrets);
         let mut log = self.errors();
         if let Some(r) = Refused::of(code, reason) {
+            // Said once, with what to check, when the loop stops for it.
             log.refused.get_or_insert_with(|| (r, reason.to_string()));
+            log.last = Some(reason.to_string());
+            return;
+        }
+        // Brokers are down because they refused kpipe: not an outage to wait out.
+        if code == Some(RDKafkaErrorCode::AllBrokersDown) && log.refused.is_some() {
+            return;
         }
         // "1/1 brokers are down" says less than the connection error that preceded it.
         if code != Some(RDKafkaErrorCode::AllBrokersDown) || log.last.is_none() {

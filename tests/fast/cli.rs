@@ -227,3 +227,24 @@ fn kcat_flags_are_answered_with_what_to_use_instead() {
     assert_status(&run, Status::Usage);
     assert!(run.stderr.contains("CONFIGURATION.md"), "{}", run.stderr);
 }
+
+#[test]
+fn verbose_says_the_settings_in_force() {
+    let m = crate::mock::Mock::new(1);
+    m.topic("verbose", 1);
+    let run = m.kpipe(&["-t", "verbose", "-v"], b"x\n");
+    assert_status(&run, Status::Ok);
+    let said = run
+        .stderr
+        .lines()
+        .find(|l| l.contains("settings:"))
+        .unwrap_or_default();
+    for part in [
+        "brokers 127.0.0.1:",
+        "acks all",
+        "delivery timeout 5m",
+        "connect timeout 30s",
+    ] {
+        assert!(said.contains(part), "{part}: {}", run.stderr);
+    }
+}

@@ -152,6 +152,30 @@ fn scram_over_tls_and_plain_deliver_and_a_wrong_password_is_77_naming_authentica
     assert!(started.elapsed() < QUICK);
     assert!(stderr.contains("authentication"), "{stderr}");
     assert!(!stderr.contains("not-the-password"), "{stderr}");
+    // Said once, with what to check; under -q, in the one closing line.
+    assert_eq!(
+        stderr.matches("SASL authentication error").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(!stderr.contains("brokers are down"), "{stderr}");
+    let quiet = std::process::Command::new(kpipe_bin())
+        .args(["-q", "-b", s.get("SASL_SSL"), "--ca", s.get("CA")])
+        .args([
+            "--sasl-mechanism",
+            "SCRAM-SHA-512",
+            "--sasl-username",
+            "alice",
+        ])
+        .args(["-t", &topic])
+        .env("KPIPE_SASL_PASSWORD", "not-the-password")
+        .stdin(std::fs::File::open(write_file("wrong-input-quiet", &lines(3))).unwrap())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&quiet.stderr);
+    assert_eq!(quiet.status.code(), Some(77), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("--sasl-username"), "{stderr}");
 }
 
 fn write_file(name: &str, bytes: &[u8]) -> std::path::PathBuf {
