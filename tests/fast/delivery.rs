@@ -179,8 +179,7 @@ fn records_spread_over_three_brokers_all_arrive() {
     let m = Mock::new(3);
     m.topic("spread", 9);
     let run = m.kpipe(&["-t", "spread"], numbered(20_000).as_bytes());
-    assert_status(&run, Status::Ok);
-    assert_each_once(&m.read("spread", 20_000), 20_000);
+    m.assert_landed_once(&run, "spread", 20_000);
 }
 
 #[test]
@@ -190,8 +189,7 @@ fn every_codec_delivers() {
         let topic = format!("codec-{codec}");
         m.topic(&topic, 1);
         let run = m.kpipe(&["-t", &topic, "-z", codec], numbered(1000).as_bytes());
-        assert_status(&run, Status::Ok);
-        assert_each_once(&m.read(&topic, 1000), 1000);
+        m.assert_landed_once(&run, &topic, 1000);
     }
 }
 
@@ -205,8 +203,7 @@ fn acks_one_and_zero_deliver_without_idempotence() {
             &["-t", &topic, "--acks", acks, "-q"],
             numbered(500).as_bytes(),
         );
-        assert_status(&run, Status::Ok);
-        assert_each_once(&m.read(&topic, 500), 500);
+        m.assert_landed_once(&run, &topic, 500);
     }
 }
 

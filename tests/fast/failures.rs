@@ -20,8 +20,7 @@ fn retriable_produce_errors_deliver_each_record_once() {
         m.fail_next(Produce, e, 3);
     }
     let run = m.kpipe(&["-t", "retry"], numbered(3000).as_bytes());
-    assert_status(&run, Status::Ok);
-    assert_each_once(&m.read("retry", 3000), 3000);
+    m.assert_landed_once(&run, "retry", 3000);
 }
 
 #[test]
@@ -35,8 +34,7 @@ fn a_broker_down_for_a_while_delays_but_loses_and_duplicates_nothing() {
     std::thread::sleep(Duration::from_secs(2));
     m.up(1);
     let run = feeder.join().unwrap();
-    assert_status(&run, Status::Ok);
-    assert_each_once(&m.read("outage", 2000), 2000);
+    m.assert_landed_once(&run, "outage", 2000);
 }
 
 #[test]
@@ -71,8 +69,7 @@ fn a_batch_refused_for_its_size_is_sent_again_one_record_at_a_time() {
         &["-t", "size", "--dead-letter", dl.to_str().unwrap()],
         numbered(200).as_bytes(),
     );
-    assert_status(&run, Status::Ok);
-    assert_each_once(&m.read("size", 200), 200);
+    m.assert_landed_once(&run, "size", 200);
     assert!(read_lines(&dl).is_empty());
 }
 
@@ -111,8 +108,7 @@ fn an_outage_longer_than_the_delivery_timeout_spools_and_the_next_run_sends_the_
     assert!(run.stderr.contains("500 spooled"), "{}", run.stderr);
     m.up(1);
     let run = m.kpipe(&["-t", "spooled", "--spool", spool_arg], b"");
-    assert_status(&run, Status::Ok);
-    assert_each_once(&m.read("spooled", 500), 500);
+    m.assert_landed_once(&run, "spooled", 500);
 }
 
 #[test]

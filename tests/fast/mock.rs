@@ -73,6 +73,13 @@ impl Mock {
         kpipe(&all, stdin)
     }
 
+    /// Asserts that `run` succeeded and that `topic` holds each of the `n` numbered records once.
+    #[track_caller]
+    pub fn assert_landed_once(&self, run: &Run, topic: &str, n: usize) {
+        assert_status(run, Status::Ok);
+        assert_each_once(&self.read(topic, n), n);
+    }
+
     /// What `topic` holds once `expect` records arrived (or `WAIT` passed).
     pub fn read(&self, topic: &str, expect: usize) -> Vec<Landed> {
         read_topic(&self.bootstrap, topic, expect, WAIT)

@@ -7,8 +7,7 @@ fn an_atomic_run_commits_everything_at_eof() {
     let m = Mock::new(1);
     m.topic("atomic", 3);
     let run = m.kpipe(&["-t", "atomic", "--atomic"], numbered(2000).as_bytes());
-    assert_status(&run, Status::Ok);
-    assert_each_once(&m.read("atomic", 2000), 2000);
+    m.assert_landed_once(&run, "atomic", 2000);
 }
 
 /// The mock cluster does not hide aborted records from read_committed consumers: that nothing
@@ -59,8 +58,7 @@ fn an_exactly_once_run_commits_and_its_rerun_sends_nothing_again() {
     let run = m.kpipe(&args, numbered(3000).as_bytes());
     assert_status(&run, Status::Ok);
     let run = m.kpipe(&args, b"");
-    assert_status(&run, Status::Ok);
-    assert_each_once(&m.read("eo", 3000), 3000);
+    m.assert_landed_once(&run, "eo", 3000);
 }
 
 #[test]
@@ -83,6 +81,5 @@ fn exactly_once_rides_out_retriable_produce_errors() {
         ],
         numbered(2000).as_bytes(),
     );
-    assert_status(&run, Status::Ok);
-    assert_each_once(&m.read("eo-retry", 2000), 2000);
+    m.assert_landed_once(&run, "eo-retry", 2000);
 }

@@ -133,47 +133,39 @@ fn scram_over_tls_and_plain_deliver_and_a_wrong_password_is_77_naming_authentica
         read_topic(&s.cluster.bootstrap, &topic, 1000, WAIT).len(),
         1000
     );
+    // A wrong password, with `extra` flags: its stderr and exit code.
+    let wrong_password = |extra: &[&str], name: &str| {
+        let out = std::process::Command::new(kpipe_bin())
+            .args(extra)
+            .args(["-b", s.get("SASL_SSL"), "--ca", s.get("CA")])
+            .args([
+                "--sasl-mechanism",
+                "SCRAM-SHA-512",
+                "--sasl-username",
+                "alice",
+            ])
+            .args(["-t", &topic])
+            .env("KPIPE_SASL_PASSWORD", "not-the-password")
+            .stdin(std::fs::File::open(write_file(name, &lines(3))).unwrap())
+            .output()
+            .unwrap();
+        (
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+            out.status.code(),
+        )
+    };
     let started = std::time::Instant::now();
-    let wrong = std::process::Command::new(kpipe_bin())
-        .args(["-b", s.get("SASL_SSL"), "--ca", s.get("CA")])
-        .args([
-            "--sasl-mechanism",
-            "SCRAM-SHA-512",
-            "--sasl-username",
-            "alice",
-        ])
-        .args(["-t", &topic])
-        .env("KPIPE_SASL_PASSWORD", "not-the-password")
-        .stdin(std::fs::File::open(write_file("wrong-input", &lines(3))).unwrap())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&wrong.stderr);
-    assert_eq!(wrong.status.code(), Some(77), "{stderr}");
+    let (stderr, code) = wrong_password(&[], "wrong-input");
+    assert_eq!(code, Some(77), "{stderr}");
     assert!(started.elapsed() < QUICK);
     assert!(stderr.contains("authentication"), "{stderr}");
     assert!(!stderr.contains("not-the-password"), "{stderr}");
     // Said once, with what to check; under -q, in the one closing line.
-    assert_eq!(
-        stderr.matches("SASL authentication error").count(),
-        1,
-        "{stderr}"
-    );
+    let said = stderr.matches("SASL authentication error").count();
+    assert_eq!(said, 1, "{stderr}");
     assert!(!stderr.contains("brokers are down"), "{stderr}");
-    let quiet = std::process::Command::new(kpipe_bin())
-        .args(["-q", "-b", s.get("SASL_SSL"), "--ca", s.get("CA")])
-        .args([
-            "--sasl-mechanism",
-            "SCRAM-SHA-512",
-            "--sasl-username",
-            "alice",
-        ])
-        .args(["-t", &topic])
-        .env("KPIPE_SASL_PASSWORD", "not-the-password")
-        .stdin(std::fs::File::open(write_file("wrong-input-quiet", &lines(3))).unwrap())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&quiet.stderr);
-    assert_eq!(quiet.status.code(), Some(77), "{stderr}");
+    let (stderr, code) = wrong_password(&["-q"], "wrong-input-quiet");
+    assert_eq!(code, Some(77), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("--sasl-username"), "{stderr}");
 }
