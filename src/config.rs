@@ -132,9 +132,7 @@ impl Settings {
         };
         Ok((settings, router))
     }
-}
 
-impl Settings {
     /// The settings in force, in one line, for `-v`.
     pub fn describe(&self) -> String {
         let get = |k: &str| {

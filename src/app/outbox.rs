@@ -162,7 +162,7 @@ impl Outbox {
     }
 
     /// Waits until every record handed over is settled, or a stop signal comes.
-    pub fn settle(&mut self) {
+    pub fn wait_until_settled(&mut self) {
         while self.sink.in_flight() > 0 && !self.life.stopping() {
             self.tick();
             self.sink.wait(FULL_WAIT);

@@ -133,13 +133,13 @@ pub fn conclude(f: &Facts) -> Outcome {
                 .map(|h| format!("; {h}"))
                 .unwrap_or_default()
         };
-        let why = match f.refused {
+        let cause = match f.refused {
             // Said with its hint when it came: the closing line does not say it again.
             Some(_) if f.refusal_said => "the brokers refused kpipe (above)".to_string(),
             _ => format!("last error: {why}{hint}"),
         };
         lines.push(format!(
-            "kpipe: {} not delivered: {}; {why}",
+            "kpipe: {} not delivered: {}; {cause}",
             records(undelivered),
             whereabouts.join(", ")
         ));

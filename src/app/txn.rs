@@ -19,6 +19,7 @@ use crate::message::Origin;
 use crate::reason::Reason;
 use crate::say;
 use crate::sink::TxnFailed;
+use crate::stats::Counters;
 use crate::wire::Record;
 
 /// How many aborts in a row for purged records, after the input is over, are resent at once
@@ -301,12 +302,23 @@ impl Txn {
         if out.send(rec, origin) {
             self.sent += 1;
             if alone {
-                out.settle();
+                out.wait_until_settled();
             }
         } else {
             self.blocked = true;
         }
     }
+}
+
+/// Puts the counters, the line count and the position back where the last commit left them
+/// (at zero before the first), for input sent again from there.
+fn back_to_commit(txn: &mut Txn, c: &Counters, lines: &mut u64) {
+    c.read.store(txn.counted.read, Relaxed);
+    c.bytes.store(txn.counted.bytes, Relaxed);
+    c.empty.store(txn.counted.empty, Relaxed);
+    *lines = txn.counted.lines;
+    txn.position = txn.committed;
+    txn.blocked = false;
 }
 
 impl Drop for Txn {
@@ -449,48 +461,31 @@ impl App {
         let refused_anew = k.refused_anew();
         txn.opened = None;
         let c = &self.out.ledger.counters;
+        // The transaction after a refusal may meet the reports of records librdkafka purged
+        // from the refused one: such aborts are resent at once too, a few in a row (a stream
+        // counts them once its input is over: before, it resends anyway).
+        if purged && (input_done || txn.t.mode == Mode::Atomic) {
+            txn.aborts_at_end += 1;
+        }
+        let again = refused_anew || (purged && txn.aborts_at_end <= ABORTS_AT_END);
+        let closing = self.out.life.must_close_input();
         match txn.t.mode {
             Mode::ExactlyOnce => {
                 say!("kpipe: a transaction was aborted ({why}); its records stay in the log and are sent again");
-                c.read.store(txn.counted.read, Relaxed);
-                c.bytes.store(txn.counted.bytes, Relaxed);
-                c.empty.store(txn.counted.empty, Relaxed);
-                self.lines = txn.counted.lines;
-                txn.position = txn.committed;
-                txn.blocked = false;
+                back_to_commit(txn, c, &mut self.lines);
                 // Once the input is over, the next run resends, unless a record was refused
-                // for good: resent now, it goes to the dead-letter file and the rest lands.
-                // The transaction after a refusal may meet the reports of records librdkafka
-                // purged from the refused one: such an abort is resent at once too, a few times
-                // in a row; an outage at the end is still left to the next run.
-                if input_done && purged {
-                    txn.aborts_at_end += 1;
-                }
-                let again = purged && txn.aborts_at_end <= ABORTS_AT_END;
-                let now = !input_done || refused_anew || again;
-                (now && !self.out.life.must_close_input()).then_some(txn.committed)
+                // for good (resent now, it goes to the dead-letter file and the rest lands) or
+                // the abort was for purged records; an outage at the end is left to that run.
+                let now = !input_done || again;
+                (now && !closing).then_some(txn.committed)
             }
             // A record refused for good is in the dead-letter file: the input is sent again
-            // from the log in a new transaction, which passes it over (and may meet the
-            // reports of records purged from this one, a few times in a row).
+            // from the log in a new transaction, which passes it over.
             Mode::Atomic
-                if txn.journal.is_some()
-                    && !self.out.life.stopping()
-                    && !self.out.life.must_close_input()
-                    && {
-                        if purged {
-                            txn.aborts_at_end += 1;
-                        }
-                        refused_anew || (purged && txn.aborts_at_end <= ABORTS_AT_END)
-                    } =>
+                if txn.journal.is_some() && again && !closing && !self.out.life.stopping() =>
             {
                 say!("kpipe: the transaction was aborted ({why}); it is sent again from the start without the records refused for good");
-                c.read.store(0, Relaxed);
-                c.bytes.store(0, Relaxed);
-                c.empty.store(0, Relaxed);
-                self.lines = 0;
-                txn.position = 0;
-                txn.blocked = false;
+                back_to_commit(txn, c, &mut self.lines);
                 Some(0)
             }
             Mode::Atomic => {

@@ -52,7 +52,7 @@ pub struct Context {
     retries: Mutex<Retries>,
     /// Whether a replaced timestamp was reported yet (once a run).
     restamp_said: std::sync::atomic::AtomicBool,
-    /// Whether a broker answered a produce request, refusing or taking a record.
+    /// Whether a broker refused a record (one that took a record is counted; see `answered`).
     answered: std::sync::atomic::AtomicBool,
     /// Connections closed while asking for ApiVersion (see `Refused::closed_at_hello`).
     closed_at_hello: std::sync::atomic::AtomicU32,
@@ -88,6 +88,14 @@ fn is_transport(code: Option<RDKafkaErrorCode>) -> bool {
 }
 
 impl Context {
+    /// Whether a broker answered a produce request, taking a record (delivered, or acknowledged
+    /// in the open transaction) or refusing one.
+    fn answered(&self) -> bool {
+        self.answered.load(Relaxed)
+            || self.ledger.counters.delivered.load(Relaxed) > 0
+            || self.txn.as_ref().is_some_and(|t| t.acked.load(Relaxed) > 0)
+    }
+
     fn errors(&self) -> std::sync::MutexGuard<'_, ErrorLog> {
         self.errors.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -230,7 +238,7 @@ impl ClientContext for Context {
             );
         }
         if Refused::closed_at_hello(fac, message)
-            && !self.answered.load(Relaxed)
+            && !self.answered()
             && self.closed_at_hello.fetch_add(1, Relaxed) + 1 >= CLOSED_AT_HELLO
         {
             // Without librdkafka's thread tag: the broker's name follows it.
@@ -293,13 +301,11 @@ impl ProducerContext for Context {
 
     fn delivery(&self, result: &DeliveryResult<'_>, opaque: usize) {
         self.reported.fetch_add(1, Relaxed);
-        // librdkafka's own errors are negative; a broker's are its answer.
-        let answer = match result {
-            Ok(_) => true,
-            Err((e, _)) => e.rdkafka_error_code().is_some_and(|c| c as i32 > 0),
-        };
-        if answer && !self.answered.load(Relaxed) {
-            self.answered.store(true, Relaxed);
+        if let Err((e, _)) = result {
+            // librdkafka's own errors are negative; a broker's are its answer.
+            if e.rdkafka_error_code().is_some_and(|c| c as i32 > 0) {
+                self.answered.store(true, Relaxed);
+            }
         }
         if let Some(t) = &self.txn {
             return t.report(self, result, opaque);
@@ -509,7 +515,7 @@ impl KafkaSink {
     /// record answered; else one must answer a metadata request about a topic kpipe sent to
     /// now (not about all topics: thousands do not come back within the second).
     pub fn reachable(&self) -> bool {
-        self.producer.context().answered.load(Relaxed)
+        self.producer.context().answered()
             || self
                 .producer
                 .client()

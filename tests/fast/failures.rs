@@ -41,8 +41,7 @@ fn a_broker_down_for_a_while_delays_but_loses_and_duplicates_nothing() {
 fn records_refused_for_good_go_to_the_dead_letter_file_and_the_rest_land() {
     let m = Mock::new(1);
     m.topic("refused", 1);
-    let dir = temp_dir("fast-refused");
-    let dl = dir.join("dl.ndjson");
+    let dl = dead_letter_file("fast-refused");
     m.fail_next(Produce, RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED, 1);
     let run = m.kpipe(
         &["-t", "refused", "--dead-letter", dl.to_str().unwrap()],
@@ -61,8 +60,7 @@ fn records_refused_for_good_go_to_the_dead_letter_file_and_the_rest_land() {
 fn a_batch_refused_for_its_size_is_sent_again_one_record_at_a_time() {
     let m = Mock::new(1);
     m.topic("size", 1);
-    let dir = temp_dir("fast-size");
-    let dl = dir.join("dl.ndjson");
+    let dl = dead_letter_file("fast-size");
     // Once: the batch is refused with no record named, and each record sent again alone lands.
     m.fail_next(Produce, RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE, 1);
     let run = m.kpipe(
@@ -113,8 +111,7 @@ fn an_outage_longer_than_the_delivery_timeout_spools_and_the_next_run_sends_the_
 
 #[test]
 fn no_broker_at_the_address_exits_69_and_keeps_the_records() {
-    let dir = temp_dir("fast-nobroker");
-    let dl = dir.join("dl.ndjson");
+    let dl = dead_letter_file("fast-nobroker");
     let run = kpipe(
         &[
             "-b",
@@ -172,8 +169,7 @@ fn malformed_json_follows_on_error() {
 fn a_malformed_record_goes_to_the_dead_letter_file_naming_line_and_offset() {
     let m = Mock::new(1);
     m.topic("bad", 1);
-    let dir = temp_dir("fast-bad");
-    let dl = dir.join("dl.ndjson");
+    let dl = dead_letter_file("fast-bad");
     let run = m.kpipe(
         &[
             "-f",
@@ -195,8 +191,7 @@ fn a_malformed_record_goes_to_the_dead_letter_file_naming_line_and_offset() {
 fn a_record_over_the_size_limit_is_cut_off_and_dead_lettered() {
     let m = Mock::new(1);
     m.topic("big", 1);
-    let dir = temp_dir("fast-big");
-    let dl = dir.join("dl.ndjson");
+    let dl = dead_letter_file("fast-big");
     let input = format!("small\n{}\nsmall again\n", "x".repeat(5000));
     let run = m.kpipe(
         &[
@@ -220,8 +215,7 @@ fn a_topic_the_cluster_does_not_know_is_dead_lettered_with_a_hint() {
     let m = Mock::new(1);
     m.topic("known", 1);
     m.topic_error("unknown", RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART);
-    let dir = temp_dir("fast-unknown");
-    let dl = dir.join("dl.ndjson");
+    let dl = dead_letter_file("fast-unknown");
     let input = "{\"t\":\"known\"}\n{\"t\":\"unknown\"}\n";
     let run = m.kpipe(
         &[
@@ -260,8 +254,7 @@ fn dry_run_needs_no_broker_and_prints_envelopes() {
 fn a_dead_letter_file_replays_through_envelope_format() {
     let m = Mock::new(1);
     m.topic("replay", 1);
-    let dir = temp_dir("fast-replay");
-    let dl = dir.join("dl.ndjson");
+    let dl = dead_letter_file("fast-replay");
     m.down(1);
     let run = m.kpipe(
         &[
@@ -288,8 +281,7 @@ fn a_dead_letter_file_replays_through_envelope_format() {
 
 #[test]
 fn no_broker_answering_within_the_connect_timeout_ends_an_open_pipe_with_69() {
-    let dir = temp_dir("fast-connect-timeout");
-    let dl = dir.join("dl.ndjson");
+    let dl = dead_letter_file("fast-connect-timeout");
     let mut child = spawn(&[
         "-b",
         "127.0.0.1:1",

@@ -86,6 +86,11 @@ impl Mock {
     }
 }
 
+/// A dead-letter file's path in a fresh directory named after `name`.
+pub fn dead_letter_file(name: &str) -> std::path::PathBuf {
+    temp_dir(name).join("dl.ndjson")
+}
+
 /// `n` numbered lines: "record 0000000\n" ...
 pub fn numbered(n: usize) -> String {
     (0..n).map(|i| format!("record {i:07}\n")).collect()

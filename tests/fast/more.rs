@@ -109,8 +109,7 @@ fn a_topic_refused_for_good_does_not_hold_up_another() {
     m.topic("open", 1);
     m.topic("closed", 1);
     m.topic_error("closed", RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
-    let dir = temp_dir("fast-closed");
-    let dl = dir.join("dl.ndjson");
+    let dl = dead_letter_file("fast-closed");
     let input: String = (0..200)
         .map(|i| {
             format!(

@@ -52,8 +52,7 @@ fn a_topic_outside_topic_allow_goes_to_the_fallback_topic() {
 fn a_topic_name_kafka_would_refuse_is_dead_lettered_before_it_is_sent() {
     let m = Mock::new(1);
     m.topic("ok", 1);
-    let dir = temp_dir("fast-bad-topic");
-    let dl = dir.join("dl.ndjson");
+    let dl = dead_letter_file("fast-bad-topic");
     let run = m.kpipe(
         &[
             "-f",
@@ -88,8 +87,7 @@ fn a_timestamp_field_sets_the_record_timestamp() {
 fn a_partition_the_topic_lacks_is_dead_lettered() {
     let m = Mock::new(1);
     m.topic("two", 2);
-    let dir = temp_dir("fast-partition");
-    let dl = dir.join("dl.ndjson");
+    let dl = dead_letter_file("fast-partition");
     let lines = [
         json!({"topic": "two", "partition": 1, "value": "fine"}).to_string(),
         json!({"topic": "two", "partition": 9, "value": "nowhere"}).to_string(),
@@ -108,8 +106,7 @@ fn a_partition_the_topic_lacks_is_dead_lettered() {
 fn a_line_that_is_not_an_envelope_is_set_aside() {
     let m = Mock::new(1);
     m.topic("env", 1);
-    let dir = temp_dir("fast-not-envelope");
-    let dl = dir.join("dl.ndjson");
+    let dl = dead_letter_file("fast-not-envelope");
     let input = format!("{}\nplain text\n", json!({"topic": "env", "value": "v"}));
     let run = m.kpipe(
         &["-f", "envelope", "--dead-letter", dl.to_str().unwrap()],
@@ -124,8 +121,7 @@ fn a_line_that_is_not_an_envelope_is_set_aside() {
 fn a_record_larger_than_the_producer_takes_is_dead_lettered_at_once() {
     let m = Mock::new(1);
     m.topic("max", 1);
-    let dir = temp_dir("fast-max");
-    let dl = dir.join("dl.ndjson");
+    let dl = dead_letter_file("fast-max");
     let input = format!("small\n{}\n", "y".repeat(5000));
     let run = m.kpipe(
         &[
