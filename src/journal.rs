@@ -97,10 +97,18 @@ impl Journal {
     }
 
     /// Cuts the log back to `at` (a record boundary), so that a record only partly logged is
-    /// not read back as one; within the last segment only (a record does not outgrow it).
+    /// not read back as one. Segments roll wherever they fill, so the record may begin in an
+    /// earlier segment: the later ones go.
     pub fn truncate(&mut self, at: u64) -> Result<()> {
-        if at >= self.end || at < self.last_start() {
+        if at >= self.end {
             return Ok(());
+        }
+        let at = at.max(self.start());
+        while self.segments.len() > 1 && self.last_start() > at {
+            let path = self.segment_path(self.last_start());
+            fs::remove_file(&path).with_context(|| format!("deleting {}", path.display()))?;
+            self.segments.pop();
+            self.file = open_segment(&self.dir, self.last_start())?;
         }
         self.file
             .set_len(at - self.last_start())
@@ -301,6 +309,25 @@ mod tests {
         let j = Journal::open(dir.path()).unwrap();
         assert_eq!(j.end(), 12);
         assert_eq!(read_all(&j, 10), b"x\n");
+    }
+
+    #[test]
+    fn cuts_back_across_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path()).unwrap();
+        j.append(b"one\ntw").unwrap();
+        j.roll(6).unwrap();
+        j.append(b"o\nthr").unwrap();
+        j.roll(11).unwrap();
+        j.append(b"ee").unwrap();
+        j.truncate(4).unwrap();
+        assert_eq!(j.end(), 4);
+        assert_eq!(read_all(&j, 0), b"one\n");
+        j.append(b"four\n").unwrap();
+        drop(j);
+        let j = Journal::open(dir.path()).unwrap();
+        assert_eq!(j.end(), 9);
+        assert_eq!(read_all(&j, 0), b"one\nfour\n");
     }
 
     #[test]

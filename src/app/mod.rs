@@ -217,9 +217,9 @@ impl App {
                 bump(&self.out.ledger.counters.empty);
             }
             let end = at.offset + len as u64;
-            match self.txn.as_ref().and_then(|t| t.unlogged(end)) {
+            match self.txn.as_ref().and_then(|t| t.withheld(end)) {
                 Some(why) if !matches!(piece, Piece::Skip(_) | Piece::Empty(_)) => {
-                    self.fail_unlogged(bytes, at, why);
+                    self.withhold(bytes, at, &why);
                 }
                 _ => self.handle(piece, bytes, at),
             }
@@ -312,11 +312,17 @@ impl App {
         }
     }
 
-    /// Keeps input the log could not take as failed, unsent: it would not survive a kill, and
-    /// a record only partly logged would arrive cut.
-    fn fail_unlogged(&mut self, bytes: &[u8], at: Position, why: String) {
+    /// Keeps a record that must not be sent as failed: input the log could not take (it would
+    /// not survive a kill, and a record only partly logged would arrive cut), and the piece of
+    /// a record the last run left cut short. Read again after an abort, it was kept already.
+    fn withhold(&mut self, bytes: &[u8], at: Position, why: &str) {
         self.count_read(bytes);
-        let reason = Reason::Unwritten(format!("{at}: not in the log, so not sent ({why})"));
+        let Some(t) = &mut self.txn else { return };
+        t.cut_log_at(at.offset);
+        if t.judged(at.offset) {
+            return;
+        }
+        let reason = Reason::Unwritten(format!("{at}: {why}"));
         self.fail_input(bytes, &reason);
     }
 

@@ -109,10 +109,12 @@ pub fn conclude(f: &Facts) -> Outcome {
             ));
         }
         if t.lost > 0 {
-            whereabouts.push(format!(
-                "{} lost (give --spool DIR or --dead-letter FILE to keep them)",
-                t.lost
-            ));
+            let hint = match (f.write_error, f.spool.or(f.dead_letter)) {
+                (Some(_), _) => " (the file meant to keep them could not take them)",
+                (None, None) => " (give --spool DIR or --dead-letter FILE to keep them)",
+                (None, Some(_)) => "",
+            };
+            whereabouts.push(format!("{} lost{hint}", t.lost));
         }
         let why = match (f.refused, f.last_error, f.fatal) {
             (Some((_, text)), _, _) => text.to_string(),
@@ -207,6 +209,27 @@ mod tests {
         assert_eq!(o.status.code(), 69);
         assert!(o.lines[0].contains("1 record not delivered: 1 lost (give --spool"));
         assert!(o.lines[0].contains("no broker of 127.0.0.1:1 answers"));
+    }
+
+    #[test]
+    fn records_a_full_spool_could_not_keep_are_not_blamed_on_a_missing_spool() {
+        let spool = std::path::Path::new("/var/spool/kpipe");
+        let o = conclude(&Facts {
+            tally: Tally {
+                lost: 2,
+                ..tally(2, 0)
+            },
+            write_error: Some("writing dead-letter.ndjson: No space left on device"),
+            spool: Some(spool),
+            ..Facts::default()
+        });
+        assert_eq!(o.status.code(), 74);
+        let said = o.lines.join("\n");
+        assert!(
+            said.contains("2 lost (the file meant to keep them could not take them)"),
+            "{said}"
+        );
+        assert!(!said.contains("give --spool"), "{said}");
     }
 
     #[test]

@@ -22,8 +22,7 @@ use crate::sink::TxnFailed;
 use crate::stats::Counters;
 use crate::wire::Record;
 
-/// How many aborts in a row for purged records, after the input is over, are resent at once
-/// (see `aborted`).
+/// How many aborts in a row after the input is over are resent at once (see `aborted`).
 const ABORTS_AT_END: u32 = 3;
 
 /// How long a commit or abort may block, at most.
@@ -54,7 +53,8 @@ pub(super) struct Txn {
     counted: Counted,
     /// Records handed to the open transaction.
     pub sent: u64,
-    /// Aborts for purged records since the last commit after the input was over.
+    /// Aborts in a row since the last commit: a stream's after its input was over, a
+    /// batch's for purged records.
     aborts_at_end: u32,
     /// Why the transaction was aborted; from then on every record fails with it.
     pub aborted: Option<Reason>,
@@ -66,6 +66,10 @@ pub(super) struct Txn {
     /// Where the log ends once it could not take more: input past it is not sent (a record
     /// not in the log could be lost to a kill, and one partly in it would arrive cut).
     pub logged_end: Option<u64>,
+    /// Where the piece of a record that the last run left in the log ends (it was killed
+    /// mid-record, or out of space; kpipe ended the piece with a delimiter): that piece is
+    /// failed, not sent.
+    pub mended: Option<u64>,
 }
 
 /// The input counted up to a commit: records, bytes and empty records read (the ledger's
@@ -154,6 +158,7 @@ impl Txn {
             aborted: None,
             log_error: None,
             logged_end: None,
+            mended: None,
         })
     }
 
@@ -248,17 +253,46 @@ pub(super) fn send(txn: &mut Option<Txn>, out: &mut Outbox, rec: &Record, origin
 }
 
 impl Txn {
-    /// Why input ending at `end` (a log position) is not sent, if it did not all reach the log.
-    pub fn unlogged(&self, end: u64) -> Option<String> {
+    /// Why the record ending at `end` (a log position) is not sent: it did not all reach the
+    /// log, or it is the piece the last run left cut short.
+    pub fn withheld(&self, end: u64) -> Option<String> {
+        if self.mended == Some(end) {
+            return Some(
+                "cut short where the last run stopped (killed, or out of disk space), so not sent"
+                    .into(),
+            );
+        }
         let past = self.logged_end.is_some_and(|logged| end > logged);
-        past.then(|| self.log_error.clone().unwrap_or_default())
+        past.then(|| {
+            let why = self.log_error.as_deref().unwrap_or_default();
+            format!("not in the log, so not sent ({why})")
+        })
+    }
+
+    /// A record starting at `start` is failed as not (wholly) in the log: its piece there is
+    /// cut off, so that the log ends whole when it is read again after an abort. (The log
+    /// fails at a record boundary once reading is under way; at start-up it takes the input as
+    /// bytes, without knowing where records end.)
+    pub fn cut_log_at(&mut self, start: u64) {
+        let (Some(j), Some(end)) = (&mut self.journal, self.logged_end) else {
+            return;
+        };
+        if start >= end {
+            return;
+        }
+        if let Err(e) = j.truncate(start) {
+            say!("kpipe: {e:#}");
+        }
+        self.logged_end = Some(j.end());
     }
 
     /// Every record before `position` (the input's offset, after `lines` lines) was handed to
     /// the open transaction or settled, unless one could not be handed over.
     pub fn handled_to(&mut self, position: u64, lines: u64) {
         if !self.blocked {
-            self.position = position;
+            // Input the log could not take is failed, not committed: a commit past the log's
+            // end would read, to the next run, as a log that lost its end in a crash.
+            self.position = self.logged_end.map_or(position, |end| position.min(end));
             self.position_lines = lines;
         }
     }
@@ -461,21 +495,27 @@ impl App {
         let refused_anew = k.refused_anew();
         txn.opened = None;
         let c = &self.out.ledger.counters;
-        // The transaction after a refusal may meet the reports of records librdkafka purged
-        // from the refused one: such aborts are resent at once too, a few in a row (a stream
-        // counts them once its input is over: before, it resends anyway).
-        if purged && (input_done || txn.t.mode == Mode::Atomic) {
+        // Resent at once, a few times in a row: a stream's abort after its input is over (a
+        // broker that came back late, a transaction the coordinator timed out while it was
+        // away; an outage longer than that is left to the next run), and a batch's abort for
+        // the reports of records librdkafka purged from a refused transaction. Before its
+        // input is over, a stream resends anyway.
+        let counted = match txn.t.mode {
+            Mode::ExactlyOnce => input_done,
+            Mode::Atomic => purged,
+        };
+        if counted {
             txn.aborts_at_end += 1;
         }
-        let again = refused_anew || (purged && txn.aborts_at_end <= ABORTS_AT_END);
+        let again = refused_anew || (counted && txn.aborts_at_end <= ABORTS_AT_END);
         let closing = self.out.life.must_close_input();
         match txn.t.mode {
             Mode::ExactlyOnce => {
                 say!("kpipe: a transaction was aborted ({why}); its records stay in the log and are sent again");
                 back_to_commit(txn, c, &mut self.lines);
-                // Once the input is over, the next run resends, unless a record was refused
-                // for good (resent now, it goes to the dead-letter file and the rest lands) or
-                // the abort was for purged records; an outage at the end is left to that run.
+                // Once the input is over, the next run resends after a few aborts in a row,
+                // unless a record was refused for good (resent now, it goes to the dead-letter
+                // file and the rest lands).
                 let now = !input_done || again;
                 (now && !closing).then_some(txn.committed)
             }

@@ -48,8 +48,9 @@ impl App {
             return k.starter().init_transactions(txn.t.timeout, TXN_WAIT);
         };
         if !journal.ends_whole(0, &self.s.delimiter)? {
-            // The last run was killed mid-record: end that record, so the next input does not
-            // run into it (an empty line is skipped if that record was whole after all).
+            // The last run stopped mid-record (killed, or out of space): end that piece, so
+            // the next input does not run into it, and fail it when it is read (`withheld`).
+            txn.mended = Some(journal.end());
             journal.append(&self.s.delimiter)?;
         }
         let before = journal.end();

@@ -116,15 +116,24 @@ fn high_watermark(consumer: &BaseConsumer, topic: &str, deadline: Instant) -> Re
         let left = deadline.saturating_duration_since(Instant::now());
         match consumer.fetch_watermarks(topic, 0, left.max(AGAIN)) {
             Ok((_, high)) => return Ok(high),
-            Err(e)
-                if classify(e.rdkafka_error_code()) == Kind::Passing
-                    && Instant::now() + AGAIN < deadline =>
-            {
+            Err(e) if may_pass(e.rdkafka_error_code()) && Instant::now() + AGAIN < deadline => {
                 std::thread::sleep(AGAIN);
             }
             Err(e) => return Err(e).with_context(|| format!("reading the offsets topic {topic}")),
         }
     }
+}
+
+/// Whether an error reading the offsets topic's end could pass. Beside what passes anywhere: a
+/// topic made a moment ago (perhaps by another run) is unknown to a broker until the metadata
+/// reaches it.
+fn may_pass(code: Option<RDKafkaErrorCode>) -> bool {
+    use RDKafkaErrorCode::{UnknownPartition, UnknownTopic, UnknownTopicOrPartition};
+    classify(code) == Kind::Passing
+        || matches!(
+            code,
+            Some(UnknownPartition | UnknownTopic | UnknownTopicOrPartition)
+        )
 }
 
 /// What an `--exactly-once` commit records for its id: `{"position":N}`.

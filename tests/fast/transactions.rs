@@ -1,6 +1,7 @@
 //! `--atomic` and `--exactly-once` against the mock cluster's transaction coordinator.
 
 use crate::mock::*;
+use std::time::Duration;
 
 #[test]
 fn an_atomic_run_commits_everything_at_eof() {
@@ -82,4 +83,141 @@ fn exactly_once_rides_out_retriable_produce_errors() {
         numbered(2000).as_bytes(),
     );
     m.assert_landed_once(&run, "eo-retry", 2000);
+}
+
+/// A commit the coordinator refuses once the input is over is aborted and sent again at once,
+/// not left to the next run. (The mock cluster shows aborted records to read_committed
+/// consumers: that each lands once is proved against Kafka, in tests/it's transactions.rs.)
+#[test]
+fn an_exactly_once_commit_aborted_after_the_input_is_sent_again_at_once() {
+    use rdkafka::types::RDKafkaApiKey::EndTxn;
+    use rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_INVALID_REQUEST;
+    let m = Mock::new(1);
+    m.topic("eo-end", 1);
+    m.offsets_topic();
+    let spool = temp_dir("fast-eo-end").join("spool");
+    m.fail_next(EndTxn, RD_KAFKA_RESP_ERR_INVALID_REQUEST, 1);
+    let args = [
+        "-t",
+        "eo-end",
+        "--exactly-once",
+        "--spool",
+        spool.to_str().unwrap(),
+    ];
+    let run = m.kpipe(&args, numbered(2000).as_bytes());
+    assert_status(&run, Status::Ok);
+    assert!(
+        run.stderr.contains("a transaction was aborted"),
+        "{}",
+        run.stderr
+    );
+    let mut got = values(&m.read("eo-end", 4000));
+    got.sort();
+    got.dedup();
+    assert_eq!(got.len(), 2000, "every record landed");
+}
+
+/// The log fills while transactions are still starting (a slow coordinator): it took the
+/// input as bytes then, so it may end mid-record. Killed before its first commit, the run
+/// leaves the log to the next one, which must not send that piece as a record.
+#[test]
+fn exactly_once_whose_log_fills_while_starting_leaves_no_record_cut() {
+    let m = Mock::new(1);
+    m.topic("eo-full-start", 1);
+    m.offsets_topic();
+    m.round_trip(1, Duration::from_millis(150));
+    let dir = temp_dir("fast-eo-full-start");
+    let input = dir.join("input");
+    // 17 bytes a record: the log fills at a power of two, mid-record.
+    let records: String = (0..40_000).map(|i| format!("record {i:09}\n")).collect();
+    std::fs::write(&input, records).unwrap();
+    let mnt = dir.join("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let kpipe = format!(
+        "{} -b {} -t eo-full-start --exactly-once --spool {}/spool",
+        kpipe_bin(),
+        m.bootstrap,
+        mnt.display()
+    );
+    let script = format!(
+        r#"set -u
+mount -t tmpfs -o size=256k,mode=700 tmpfs {mnt}
+{kpipe} < {input} 2> {dir}/first.err &
+for i in $(seq 500); do grep -q "reading stops" {dir}/first.err && break; sleep 0.02; done
+kill -9 $!
+mount -o remount,size=4m {mnt}
+{kpipe} < /dev/null 2> {dir}/second.err
+echo $? > {dir}/second.code
+"#,
+        mnt = mnt.display(),
+        input = input.display(),
+        dir = dir.display(),
+    );
+    let read = in_private_mounts(&script, &dir);
+    assert!(
+        read("first.err").contains("No space left"),
+        "{}",
+        read("first.err")
+    );
+    assert!(
+        read("second.err").contains("resending"),
+        "{}",
+        read("second.err")
+    );
+    let got = values(&m.read("eo-full-start", 40_000));
+    let cut: Vec<&String> = got.iter().filter(|v| v.len() != 16).collect();
+    assert!(cut.is_empty(), "records cut short: {cut:?}");
+    assert!(!got.is_empty(), "{}", read("second.err"));
+    // Killed before it failed the record the log cut, the first run left its piece to the
+    // second, which keeps it, named, in the spool's dead-letter file.
+    let dead = read_lines(&mnt.join("spool/dead-letter.ndjson"));
+    let code = read("second.code");
+    match dead.len() {
+        0 => assert_eq!(code.trim(), "0", "{}", read("second.err")),
+        _ => {
+            assert_eq!(code.trim(), "75", "{}", read("second.err"));
+            assert_eq!(dead.len(), 1);
+            assert!(
+                dead[0].contains("cut short where the last run stopped"),
+                "{dead:?}"
+            );
+        }
+    }
+}
+
+/// A run killed mid-record leaves a piece at the log's end: the next run keeps it in the
+/// dead-letter file, named, and sends the whole records before it.
+#[test]
+fn exactly_once_keeps_the_piece_a_killed_run_left_in_the_log_unsent() {
+    use std::os::unix::fs::DirBuilderExt;
+    let m = Mock::new(1);
+    m.topic("eo-piece", 1);
+    m.offsets_topic();
+    let spool = temp_dir("fast-eo-piece").join("spool");
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .recursive(true)
+        .create(spool.join("log"))
+        .unwrap();
+    let log = numbered(100) + "record 00";
+    std::fs::write(spool.join("log/00000000000000000000.log"), log).unwrap();
+    let args = [
+        "-t",
+        "eo-piece",
+        "--exactly-once",
+        "--spool",
+        spool.to_str().unwrap(),
+    ];
+    let run = m.kpipe(&args, b"");
+    assert_status(&run, Status::TempFail);
+    assert_each_once(&m.read("eo-piece", 100), 100);
+    let dead = read_lines(&spool.join("dead-letter.ndjson"));
+    assert_eq!(dead.len(), 1, "{}", run.stderr);
+    assert!(
+        dead[0].contains("line 101, byte 1500: cut short where the last run stopped"),
+        "{dead:?}"
+    );
+    // Sent again after the input goes on, the log holds nothing more to withhold.
+    let run = m.kpipe(&args, b"more\n");
+    assert_status(&run, Status::Ok);
 }
