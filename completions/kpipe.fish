@@ -52,6 +52,8 @@ complete -c kpipe -l offsets-topic -d 'With --exactly-once, the compacted topic 
 complete -c kpipe -l shutdown-timeout -d 'After SIGTERM/SIGINT (or at EOF with --spool), how long to keep reading and delivering' -r
 complete -c kpipe -l stats -d 'Write statistics as JSON lines to FILE, or `-` for stderr (fields: man kpipe, STATISTICS)' -r
 complete -c kpipe -l stats-interval -d 'How often to write --stats lines' -r
+complete -c kpipe -l metrics -d 'Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464); an address still taken is tried again every second while records flow' -r
+complete -c kpipe -l metrics-file -d 'Write Prometheus metrics to PATH every --stats-interval and at exit, replaced whole (for node_exporter\'s textfile collector: name it *.prom)' -r -F
 complete -c kpipe -l dry-run -d 'Print each record as it would be sent, in envelope form, to stdout; no broker'
 complete -c kpipe -l tls -d 'Connect with TLS (security.protocol SSL, or SASL_SSL with --sasl-mechanism)'
 complete -c kpipe -l tls-insecure -d 'Do not verify the brokers\' certificates or names (warned on stderr); implies --tls'

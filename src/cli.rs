@@ -238,6 +238,16 @@ pub struct Cli {
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub stats_interval: Duration,
 
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464); an address still
+    /// taken is tried again every second while records flow.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<String>,
+
+    /// Write Prometheus metrics to PATH every --stats-interval and at exit, replaced whole (for
+    /// node_exporter's textfile collector: name it *.prom).
+    #[arg(long, value_name = "PATH")]
+    pub metrics_file: Option<PathBuf>,
+
     /// Never show the live progress line, even on a terminal.
     #[arg(long)]
     pub no_progress: bool,

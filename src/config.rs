@@ -34,6 +34,10 @@ pub struct Settings {
     pub spool: Option<PathBuf>,
     pub stats: Option<String>,
     pub stats_interval: Duration,
+    /// `--metrics`: where to serve Prometheus metrics.
+    pub metrics: Option<String>,
+    /// `--metrics-file`: where to write them.
+    pub metrics_file: Option<PathBuf>,
     pub progress: bool,
     pub quiet: bool,
     pub verbose: u8,
@@ -121,6 +125,8 @@ impl Settings {
             spool: cli.spool,
             stats: cli.stats,
             stats_interval: cli.stats_interval,
+            metrics: cli.metrics,
+            metrics_file: cli.metrics_file,
             progress: !cli.no_progress && !cli.quiet,
             quiet: cli.quiet,
             verbose: cli.verbose,
@@ -308,7 +314,8 @@ fn client_config(
         0 | 1 => rdkafka::config::RDKafkaLogLevel::Info,
         _ => rdkafka::config::RDKafkaLogLevel::Debug,
     });
-    if cli.stats.is_some() {
+    // The brokers' round trips come from librdkafka's statistics.
+    if cli.stats.is_some() || cli.metrics.is_some() || cli.metrics_file.is_some() {
         c.set(
             "statistics.interval.ms",
             cli.stats_interval.as_millis().max(1).to_string(),

@@ -10,6 +10,7 @@ pub mod input;
 pub mod journal;
 pub mod log;
 pub mod message;
+pub mod metrics;
 pub mod options;
 pub mod private;
 pub mod progress;

@@ -120,6 +120,23 @@ impl Reason {
         }
     }
 
+    /// A short name for the kind of reason, for a metric's label: librdkafka's name for a
+    /// Kafka error, else the reason's own.
+    pub fn class(&self) -> String {
+        match self {
+            Reason::Malformed { .. } => "Malformed".into(),
+            Reason::NoFallbackTopic { .. } => "NoFallbackTopic".into(),
+            Reason::TooLarge { .. } => "TooLarge".into(),
+            Reason::Kafka { code: Some(c), .. } => format!("{c:?}"),
+            Reason::Kafka { code: None, .. } => "Kafka".into(),
+            Reason::Stopped => "Stopped".into(),
+            Reason::Fatal(_) => "Fatal".into(),
+            Reason::Aborted(_) => "Aborted".into(),
+            Reason::Unwritten(_) => "Unwritten".into(),
+            Reason::CorruptSpool { .. } => "CorruptSpool".into(),
+        }
+    }
+
     /// Whether librdkafka purged the record from an aborted transaction, rather than anything
     /// being wrong with it or the brokers.
     pub fn purged(&self) -> bool {

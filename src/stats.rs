@@ -25,7 +25,9 @@ pub struct Counters {
     pub set_aside: AtomicU64,
     /// Empty records (a delimiter alone), skipped: not read, not sent.
     pub empty: AtomicU64,
-    /// From librdkafka's statistics, when `--stats` is on.
+    /// Records handed to librdkafka and not settled, as the loop last saw them.
+    pub in_flight: std::sync::atomic::AtomicI64,
+    /// From librdkafka's statistics, when `--stats` or `--metrics` is on.
     pub retried: AtomicU64,
     pub broker_rtt_us: Mutex<BTreeMap<String, i64>>,
 }

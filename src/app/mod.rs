@@ -402,6 +402,11 @@ impl App {
         self.out
             .reports
             .write_stats(&self.out.ledger, in_flight, reports::Line::Last);
+        let counters = &self.out.ledger.counters;
+        counters
+            .in_flight
+            .store(in_flight, std::sync::atomic::Ordering::Relaxed);
+        self.out.reports.write_metrics(&self.out.ledger);
         let ledger = &self.out.ledger;
         let tally = ledger.counters.snapshot();
         let last_error = ledger.last_error();

@@ -2,6 +2,8 @@
 //! progress line, and the answers to SIGHUP and SIGUSR1.
 
 use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use crate::failed::Ledger;
@@ -75,6 +77,9 @@ impl Reporter {
 pub struct Reports {
     progress: Progress,
     stats_out: Option<Box<dyn Write>>,
+    /// `--metrics-file`, written every `interval`.
+    metrics_file: Option<PathBuf>,
+    last_metrics: Instant,
     interval: Duration,
     last_stats: Instant,
     stats_rate: Rate,
@@ -84,11 +89,18 @@ pub struct Reports {
 
 impl Reports {
     /// Starts the progress line (if wanted and on a terminal) and the statistics clock.
-    pub fn new(progress: bool, stats_out: Option<Box<dyn Write>>, interval: Duration) -> Reports {
+    pub fn new(
+        progress: bool,
+        stats_out: Option<Box<dyn Write>>,
+        metrics_file: Option<PathBuf>,
+        interval: Duration,
+    ) -> Reports {
         let now = Instant::now();
         Reports {
             progress: Progress::start(progress),
             stats_out,
+            metrics_file,
+            last_metrics: now,
             interval,
             last_stats: now,
             stats_rate: Rate::new(0, now, Duration::ZERO),
@@ -110,8 +122,12 @@ impl Reports {
                 ledger.counters.snapshot().summary(self.started.elapsed())
             );
         }
+        ledger.counters.in_flight.store(in_flight, Relaxed);
         if self.last_stats.elapsed() >= self.interval {
             self.write_stats(ledger, in_flight, Line::Periodic);
+        }
+        if self.last_metrics.elapsed() >= self.interval {
+            self.write_metrics(ledger);
         }
         if self.progress.shown() {
             let t = ledger.counters.snapshot();
@@ -129,7 +145,7 @@ impl Reports {
         let now = Instant::now();
         self.last_stats = now;
         let c = &ledger.counters;
-        let delivered = c.delivered.load(std::sync::atomic::Ordering::Relaxed);
+        let delivered = c.delivered.load(Relaxed);
         let elapsed = self.started.elapsed();
         // A periodic line's rate is since the line before; the last line's is the whole run's.
         let rate = match which {
@@ -139,6 +155,19 @@ impl Reports {
         let line = c.json_line(elapsed, in_flight, rate, which == Line::Last);
         if writeln!(out, "{line}").and_then(|_| out.flush()).is_err() {
             self.stats_out = None;
+        }
+    }
+
+    /// Writes the `--metrics-file` now; one that fails is said once and given up.
+    pub fn write_metrics(&mut self, ledger: &Ledger) {
+        let Some(path) = &self.metrics_file else {
+            return;
+        };
+        self.last_metrics = Instant::now();
+        let body = crate::metrics::render(&crate::metrics::Sample::of(ledger));
+        if let Err(e) = crate::metrics::write_file(path, &body) {
+            say!("kpipe: {e:#}; no more metrics are written there");
+            self.metrics_file = None;
         }
     }
 

@@ -112,7 +112,15 @@ impl App {
         if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
             life = life.at_a_terminal();
         }
-        let reports = Reports::new(s.progress, stats_out, s.stats_interval);
+        let reports = Reports::new(
+            s.progress,
+            stats_out,
+            s.metrics_file.clone(),
+            s.stats_interval,
+        );
+        if let Some(addr) = &s.metrics {
+            crate::metrics::serve(addr, ledger.clone()).map_err(setup(Status::Usage))?;
+        }
         let mut out = Outbox::new(sink, ledger, life, signals, reports);
         out.transactional = txn.is_some();
         out.quiet = s.quiet;

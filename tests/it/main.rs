@@ -9,6 +9,7 @@ mod failure_paths;
 mod faults;
 mod forwarding;
 mod framing;
+mod metrics;
 mod poison;
 mod random_runs;
 mod rsyslog;

@@ -49,9 +49,10 @@ pub(crate) fn free_port() -> u16 {
         .port()
 }
 
-/// The shipped example, pointed at the test's broker, port, topic and directory. Every line it
-/// relies on is checked, so the example cannot drift away from what is tested.
-fn example_conf(dir: &Path, port: u16, brokers: &str, topic: &str) -> String {
+/// The shipped example, pointed at the test's broker, ports, topic and directory. Every line it
+/// relies on is checked, so the example cannot drift away from what is tested. `port` takes
+/// newline-framed syslog, `ietf_port` RFC 5424 with octet counting.
+fn example_conf(dir: &Path, port: u16, ietf_port: u16, brokers: &str, topic: &str) -> String {
     let text = std::fs::read_to_string(root().join(EXAMPLE)).expect("reading the example");
     let kpipe_stderr = dir.join("kpipe.stderr");
     let spool = dir.join("spool");
@@ -60,6 +61,10 @@ fn example_conf(dir: &Path, port: u16, brokers: &str, topic: &str) -> String {
         (
             r#"ip("0.0.0.0") port(514)"#.to_string(),
             format!(r#"ip("127.0.0.1") port({port})"#),
+        ),
+        (
+            r#"ip("0.0.0.0") port(601)"#.to_string(),
+            format!(r#"ip("127.0.0.1") port({ietf_port})"#),
         ),
         ("/usr/bin/kpipe".into(), kpipe_bin().to_string()),
         ("-b kafka1:9092,kafka2:9092".into(), format!("-b {brokers}")),
@@ -488,7 +493,13 @@ fn example_config_delivers_five_thousand_keyed_by_host_within_a_second() {
     let mut sng = SyslogNg::start(
         &dir,
         port,
-        &example_conf(&dir, port, b, &format!("{prefix}.${{PROGRAM}}")),
+        &example_conf(
+            &dir,
+            port,
+            free_port(),
+            b,
+            &format!("{prefix}.${{PROGRAM}}"),
+        ),
     );
 
     // A syslog-ng that has been running has a kpipe that is connected and has its producer id.
@@ -748,7 +759,8 @@ fn two_hundred_thousand_at_a_hundred_thousand_a_second_all_land_once() {
     write_messages(&file, 0..N);
     let mut reader = TopicReader::new(b, &topic, Duration::from_secs(10));
     let port = free_port();
-    let mut sng = SyslogNg::start(&dir, port, &example_conf(&dir, port, b, &topic));
+    let conf = example_conf(&dir, port, free_port(), b, &topic);
+    let mut sng = SyslogNg::start(&dir, port, &conf);
 
     let said = loggen_file(port, &file, 100_000);
     eprintln!("loggen: {}", said.lines().last().unwrap_or_default());
@@ -767,5 +779,34 @@ fn two_hundred_thousand_at_a_hundred_thousand_a_second_all_land_once() {
     tally.report("200000 at 100000/s", N as usize, sng.dead_lettered());
     tally.assert_none_lost();
     assert_eq!(tally.duplicates(), 0, "duplicated");
+    assert_eq!(sng.dead_lettered(), 0, "dead-lettered");
+}
+
+#[test]
+fn example_config_takes_rfc5424_octet_counted_messages_on_its_ietf_port() {
+    let b = shared_brokers();
+    let prefix = fresh_topic("syslog-ietf");
+    // loggen -P names its program prg00000: the topic comes from PROGRAM, not the octet count.
+    let topic = format!("{prefix}.prg00000");
+    create_topic(b, &topic, 1, 1, &[]);
+    let dir = temp_dir("syslog-ng-ietf");
+    let (port, ietf_port) = (free_port(), free_port());
+    let conf = example_conf(&dir, port, ietf_port, b, &format!("{prefix}.${{PROGRAM}}"));
+    let mut sng = SyslogNg::start(&dir, port, &conf);
+    let said = loggen(ietf_port, &["-P", "--rate", "1000", "--number", "500"]);
+    eprintln!("loggen: {}", said.lines().last().unwrap_or_default());
+    let landed = read_topic(b, &topic, 500, Duration::from_secs(30));
+    assert!(sng.running(), "syslog-ng exited: {}", sng.log());
+    sng.stop();
+    assert_eq!(landed.len(), 500, "{}", sng.log());
+    let seqs: std::collections::HashSet<u64> = landed
+        .iter()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_slice(l.value.as_deref().unwrap()).unwrap();
+            assert_eq!(v["PROGRAM"], "prg00000", "{v}");
+            seq_of(v["MESSAGE"].as_str().unwrap()).expect("a sequence number")
+        })
+        .collect();
+    assert_eq!(seqs.len(), 500, "each message once");
     assert_eq!(sng.dead_lettered(), 0, "dead-lettered");
 }
