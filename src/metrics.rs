@@ -19,6 +19,8 @@ use crate::stats::Tally;
 pub struct Sample {
     pub tally: Tally,
     pub in_flight: i64,
+    /// Bytes of records librdkafka holds, from its last statistics.
+    pub buffered_bytes: u64,
     /// Each broker's average round trip, in microseconds, by name.
     pub broker_rtt_us: BTreeMap<String, i64>,
     /// The class of the last reason a record was not delivered.
@@ -32,6 +34,7 @@ impl Sample {
         Sample {
             tally: c.snapshot(),
             in_flight: c.in_flight.load(std::sync::atomic::Ordering::Relaxed),
+            buffered_bytes: c.buffered_bytes.load(std::sync::atomic::Ordering::Relaxed),
             broker_rtt_us: c
                 .broker_rtt_us
                 .lock()
@@ -113,6 +116,9 @@ pub fn render(s: &Sample) -> String {
     );
     out.push_str("# TYPE kpipe_records_in_flight gauge\n");
     let _ = writeln!(out, "kpipe_records_in_flight {}", s.in_flight);
+    out.push_str("# HELP kpipe_buffered_bytes Bytes of records librdkafka holds, from its last statistics.\n");
+    out.push_str("# TYPE kpipe_buffered_bytes gauge\n");
+    let _ = writeln!(out, "kpipe_buffered_bytes {}", s.buffered_bytes);
     out.push_str("# HELP kpipe_broker_rtt_seconds Each broker's average round trip.\n");
     out.push_str("# TYPE kpipe_broker_rtt_seconds gauge\n");
     for (broker, us) in &s.broker_rtt_us {
@@ -250,6 +256,7 @@ mod tests {
                 ..Tally::default()
             },
             in_flight: 4,
+            buffered_bytes: 1024,
             broker_rtt_us: [("127.0.0.1:9092/1".to_string(), 1500)].into(),
             last_error: Some("MsgTimedOut".into()),
         }
@@ -267,6 +274,7 @@ mod tests {
             "kpipe_records_lost_total 0",
             "kpipe_records_malformed_total{action=\"sent\"} 3",
             "kpipe_records_in_flight 4",
+            "kpipe_buffered_bytes 1024",
             "kpipe_broker_rtt_seconds{broker=\"127.0.0.1:9092/1\"} 0.0015",
             "kpipe_last_error_info{class=\"MsgTimedOut\"} 1",
         ] {

@@ -29,6 +29,8 @@ pub struct Counters {
     pub in_flight: std::sync::atomic::AtomicI64,
     /// From librdkafka's statistics, when `--stats` or `--metrics` is on.
     pub retried: AtomicU64,
+    /// Bytes of records librdkafka holds (its statistics' `msg_size`).
+    pub buffered_bytes: AtomicU64,
     pub broker_rtt_us: Mutex<BTreeMap<String, i64>>,
 }
 

@@ -286,6 +286,10 @@ impl ClientContext for Context {
     fn stats(&self, s: Statistics) {
         let retried: u64 = s.brokers.values().map(|b| b.txretries).sum();
         self.ledger.counters.retried.store(retried, Relaxed);
+        self.ledger
+            .counters
+            .buffered_bytes
+            .store(s.msg_size, Relaxed);
         if let Ok(mut rtt) = self.ledger.counters.broker_rtt_us.lock() {
             for b in s.brokers.values().filter(|b| b.nodeid >= 0) {
                 if let Some(w) = &b.rtt {

@@ -10,10 +10,7 @@ use crate::syslog_ng::free_port;
 use crate::util::*;
 
 fn prometheus_root() -> PathBuf {
-    let cache = std::env::var_os("KPIPE_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/kpipe"));
-    let root = cache.join("prometheus/usr/bin");
+    let root = cache_dir().join("prometheus/usr/bin");
     assert!(
         root.join("prometheus").exists(),
         "Prometheus is not unpacked in {}: run scripts/setup",

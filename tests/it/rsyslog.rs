@@ -13,10 +13,7 @@ use crate::util::*;
 const EXAMPLE: &str = "contrib/rsyslog/kpipe.conf";
 
 fn rsyslog_root() -> PathBuf {
-    let cache = std::env::var_os("KPIPE_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/kpipe"));
-    let root = cache.join("rsyslog");
+    let root = cache_dir().join("rsyslog");
     assert!(
         root.join("usr/sbin/rsyslogd").exists(),
         "rsyslog is not unpacked in {}: run scripts/setup",

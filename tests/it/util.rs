@@ -404,6 +404,14 @@ pub fn temp_dir(name: &str) -> PathBuf {
     d
 }
 
+/// Where scripts/setup keeps what it fetched and unpacked: `$KPIPE_CACHE`, else
+/// `~/.cache/kpipe`.
+pub fn cache_dir() -> PathBuf {
+    std::env::var_os("KPIPE_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/kpipe"))
+}
+
 /// Runs a shell script in a private user and mount namespace (`unshare -rm`), where it may
 /// mount a tiny tmpfs for a real ENOSPC; what it reports goes to files in `dir`, read back with
 /// the returned function (empty if missing).
