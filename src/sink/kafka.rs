@@ -52,7 +52,8 @@ pub struct Context {
     retries: Mutex<Retries>,
     /// Whether a replaced timestamp was reported yet (once a run).
     restamp_said: std::sync::atomic::AtomicBool,
-    /// Whether a broker refused a record (one that took a record is counted; see `answered`).
+    /// Whether a broker refused a record or gave the transactional producer its id (one that
+    /// took a record is counted; see `answered`).
     answered: std::sync::atomic::AtomicBool,
     /// Connections closed while asking for ApiVersion (see `Refused::closed_at_hello`).
     closed_at_hello: std::sync::atomic::AtomicU32,
@@ -94,6 +95,12 @@ impl Context {
         self.answered.load(Relaxed)
             || self.ledger.counters.delivered.load(Relaxed) > 0
             || self.txn.as_ref().is_some_and(|t| t.acked.load(Relaxed) > 0)
+    }
+
+    /// A broker answered other than about a record: the transaction coordinator gave kpipe
+    /// its producer id.
+    pub(super) fn mark_answered(&self) {
+        self.answered.store(true, Relaxed);
     }
 
     fn errors(&self) -> std::sync::MutexGuard<'_, ErrorLog> {

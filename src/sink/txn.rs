@@ -59,7 +59,12 @@ impl Starter<'_> {
     /// (its open transaction is aborted). A timeout above the brokers' maximum is named.
     pub fn init_transactions(&self, timeout: Duration, wait: Duration) -> Result<()> {
         match self.0.init_transactions(wait) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                // An outage that begins before the first record is acknowledged is then
+                // ridden out, not taken for brokers that never answered (--connect-timeout).
+                self.0.context().mark_answered();
+                Ok(())
+            }
             Err(e) if code(&e) == Some(RDKafkaErrorCode::InvalidTransactionTimeout) => {
                 Err(TxnStartError {
                     status: Status::Config,
