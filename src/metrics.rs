@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,13 +35,9 @@ impl Sample {
         let c = &ledger.counters;
         Sample {
             tally: c.snapshot(),
-            in_flight: c.in_flight.load(std::sync::atomic::Ordering::Relaxed),
-            buffered_bytes: c.buffered_bytes.load(std::sync::atomic::Ordering::Relaxed),
-            broker_rtt_us: c
-                .broker_rtt_us
-                .lock()
-                .map(|m| m.clone())
-                .unwrap_or_default(),
+            in_flight: c.in_flight.load(Relaxed),
+            buffered_bytes: c.buffered_bytes.load(Relaxed),
+            broker_rtt_us: c.broker_rtts_us(),
             last_error: ledger.last_error().map(|r| r.class()),
         }
     }
@@ -229,8 +227,6 @@ pub fn write_file(path: &Path, body: &str) -> Result<()> {
     }
     written.with_context(|| format!("writing the --metrics-file {}", path.display()))
 }
-
-use std::os::unix::fs::OpenOptionsExt as _;
 
 /// `.NAME.PID.tmp` beside `path`: node_exporter reads only `*.prom` files.
 fn sibling(path: &Path) -> PathBuf {

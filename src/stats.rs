@@ -2,7 +2,7 @@
 //! and their rendering as the exit summary and `--stats` JSON lines.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -26,7 +26,7 @@ pub struct Counters {
     /// Empty records (a delimiter alone), skipped: not read, not sent.
     pub empty: AtomicU64,
     /// Records handed to librdkafka and not settled, as the loop last saw them.
-    pub in_flight: std::sync::atomic::AtomicI64,
+    pub in_flight: AtomicI64,
     /// From librdkafka's statistics, when `--stats` or `--metrics` is on.
     pub retried: AtomicU64,
     /// Bytes of records librdkafka holds (its statistics' `msg_size`).
@@ -79,18 +79,24 @@ impl Counters {
         }
     }
 
+    /// Each broker's average round trip in microseconds, by name, from librdkafka's last
+    /// statistics.
+    pub fn broker_rtts_us(&self) -> BTreeMap<String, i64> {
+        self.broker_rtt_us
+            .lock()
+            .map(|m| m.clone())
+            .unwrap_or_default()
+    }
+
     /// One `--stats` JSON line (its fields: `STATS_FIELDS`); `last` for the line at exit.
-    pub fn json_line(&self, elapsed: Duration, in_flight: i64, rate: f64, last: bool) -> String {
+    pub fn json_line(&self, elapsed: Duration, rate: f64, last: bool) -> String {
         let t = self.snapshot();
         let rtt: BTreeMap<String, f64> = self
-            .broker_rtt_us
-            .lock()
-            .map(|m| {
-                m.iter()
-                    .map(|(k, v)| (k.clone(), *v as f64 / 1000.0))
-                    .collect()
-            })
-            .unwrap_or_default();
+            .broker_rtts_us()
+            .into_iter()
+            .map(|(k, v)| (k, v as f64 / 1000.0))
+            .collect();
+        let in_flight = self.in_flight.load(Relaxed);
         serde_json::json!({
             "time": jiff::Timestamp::now().to_string(),
             "last": last,
@@ -262,10 +268,11 @@ mod tests {
         bump(&c.read);
         bump(&c.delivered);
         bump(&c.malformed_failed);
+        c.in_flight.store(4, Relaxed);
         let t = c.snapshot();
         assert_eq!((t.read, t.delivered, t.malformed()), (2, 1, 1));
         let v: serde_json::Value =
-            serde_json::from_str(&c.json_line(Duration::from_secs(2), 4, 1.5, true)).unwrap();
+            serde_json::from_str(&c.json_line(Duration::from_secs(2), 1.5, true)).unwrap();
         assert_eq!(v["read"], 2);
         assert_eq!(v["in_flight"], 4);
         assert_eq!(v["records_per_s"], 1.5);
@@ -275,7 +282,7 @@ mod tests {
 
     #[test]
     fn every_field_of_a_stats_line_is_documented_and_every_documented_one_written() {
-        let line = Counters::default().json_line(Duration::ZERO, 0, 0.0, false);
+        let line = Counters::default().json_line(Duration::ZERO, 0.0, false);
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         let written: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
         let mut documented: Vec<&str> = STATS_FIELDS.iter().map(|(k, _)| *k).collect();

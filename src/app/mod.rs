@@ -399,14 +399,7 @@ impl App {
             self.io_error.get_or_insert_with(|| e.to_string());
         }
         let in_flight = self.out.sink.in_flight();
-        self.out
-            .reports
-            .write_stats(&self.out.ledger, in_flight, reports::Line::Last);
-        let counters = &self.out.ledger.counters;
-        counters
-            .in_flight
-            .store(in_flight, std::sync::atomic::Ordering::Relaxed);
-        self.out.reports.write_metrics(&self.out.ledger);
+        self.out.reports.at_exit(&self.out.ledger, in_flight);
         let ledger = &self.out.ledger;
         let tally = ledger.counters.snapshot();
         let last_error = ledger.last_error();

@@ -77,11 +77,11 @@ impl Reporter {
 pub struct Reports {
     progress: Progress,
     stats_out: Option<Box<dyn Write>>,
-    /// `--metrics-file`, written every `interval`.
+    /// `--metrics-file`, written with each `--stats` line.
     metrics_file: Option<PathBuf>,
-    last_metrics: Instant,
     interval: Duration,
-    last_stats: Instant,
+    /// When the `--stats` line and the `--metrics-file` were last written.
+    last_written: Instant,
     stats_rate: Rate,
     progress_rate: Rate,
     started: Instant,
@@ -100,9 +100,8 @@ impl Reports {
             progress: Progress::start(progress),
             stats_out,
             metrics_file,
-            last_metrics: now,
             interval,
-            last_stats: now,
+            last_written: now,
             stats_rate: Rate::new(0, now, Duration::ZERO),
             progress_rate: Rate::new(0, now, Duration::from_millis(500)),
             started: now,
@@ -123,10 +122,9 @@ impl Reports {
             );
         }
         ledger.counters.in_flight.store(in_flight, Relaxed);
-        if self.last_stats.elapsed() >= self.interval {
-            self.write_stats(ledger, in_flight, Line::Periodic);
-        }
-        if self.last_metrics.elapsed() >= self.interval {
+        if self.last_written.elapsed() >= self.interval {
+            self.last_written = Instant::now();
+            self.write_stats(ledger, Line::Periodic);
             self.write_metrics(ledger);
         }
         if self.progress.shown() {
@@ -137,13 +135,19 @@ impl Reports {
         }
     }
 
+    /// Writes the last `--stats` line and the `--metrics-file` with the counts at exit.
+    pub fn at_exit(&mut self, ledger: &Ledger, in_flight: i64) {
+        ledger.counters.in_flight.store(in_flight, Relaxed);
+        self.write_stats(ledger, Line::Last);
+        self.write_metrics(ledger);
+    }
+
     /// Writes one `--stats` line now; a stats file that fails is given up.
-    pub fn write_stats(&mut self, ledger: &Ledger, in_flight: i64, which: Line) {
+    fn write_stats(&mut self, ledger: &Ledger, which: Line) {
         let Some(out) = self.stats_out.as_mut() else {
             return;
         };
         let now = Instant::now();
-        self.last_stats = now;
         let c = &ledger.counters;
         let delivered = c.delivered.load(Relaxed);
         let elapsed = self.started.elapsed();
@@ -152,18 +156,17 @@ impl Reports {
             Line::Periodic => self.stats_rate.sample(delivered, now),
             Line::Last => delivered as f64 / elapsed.as_secs_f64().max(f64::MIN_POSITIVE),
         };
-        let line = c.json_line(elapsed, in_flight, rate, which == Line::Last);
+        let line = c.json_line(elapsed, rate, which == Line::Last);
         if writeln!(out, "{line}").and_then(|_| out.flush()).is_err() {
             self.stats_out = None;
         }
     }
 
     /// Writes the `--metrics-file` now; one that fails is said once and given up.
-    pub fn write_metrics(&mut self, ledger: &Ledger) {
+    fn write_metrics(&mut self, ledger: &Ledger) {
         let Some(path) = &self.metrics_file else {
             return;
         };
-        self.last_metrics = Instant::now();
         let body = crate::metrics::render(&crate::metrics::Sample::of(ledger));
         if let Err(e) = crate::metrics::write_file(path, &body) {
             say!("kpipe: {e:#}; no more metrics are written there");

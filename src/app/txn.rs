@@ -270,9 +270,10 @@ impl Txn {
     }
 
     /// A record starting at `start` is failed as not (wholly) in the log: its piece there is
-    /// cut off, so that the log ends whole when it is read again after an abort. (The log
-    /// fails at a record boundary once reading is under way; at start-up it takes the input as
-    /// bytes, without knowing where records end.)
+    /// cut off, or a next run that resends from an earlier commit (this one killed before
+    /// committing) would meet the piece and keep the record a second time. (The log fails at a
+    /// record boundary once reading is under way; at start-up it takes the input as bytes,
+    /// without knowing where records end.)
     pub fn cut_log_at(&mut self, start: u64) {
         let (Some(j), Some(end)) = (&mut self.journal, self.logged_end) else {
             return;
@@ -500,14 +501,14 @@ impl App {
         // away; an outage longer than that is left to the next run), and a batch's abort for
         // the reports of records librdkafka purged from a refused transaction. Before its
         // input is over, a stream resends anyway.
-        let counted = match txn.t.mode {
+        let in_a_row = match txn.t.mode {
             Mode::ExactlyOnce => input_done,
             Mode::Atomic => purged,
         };
-        if counted {
+        if in_a_row {
             txn.aborts_at_end += 1;
         }
-        let again = refused_anew || (counted && txn.aborts_at_end <= ABORTS_AT_END);
+        let again = refused_anew || (in_a_row && txn.aborts_at_end <= ABORTS_AT_END);
         let closing = self.out.life.must_close_input();
         match txn.t.mode {
             Mode::ExactlyOnce => {

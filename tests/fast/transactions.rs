@@ -1,7 +1,14 @@
 //! `--atomic` and `--exactly-once` against the mock cluster's transaction coordinator.
 
 use crate::mock::*;
+use std::path::Path;
 use std::time::Duration;
+
+/// `-t TOPIC --exactly-once --spool SPOOL`.
+fn exactly_once<'a>(topic: &'a str, spool: &'a Path) -> [&'a str; 5] {
+    let spool = spool.to_str().unwrap();
+    ["-t", topic, "--exactly-once", "--spool", spool]
+}
 
 #[test]
 fn an_atomic_run_commits_everything_at_eof() {
@@ -49,13 +56,7 @@ fn an_exactly_once_run_commits_and_its_rerun_sends_nothing_again() {
     m.offsets_topic();
     let dir = temp_dir("fast-eo");
     let spool = dir.join("spool");
-    let args = [
-        "-t",
-        "eo",
-        "--exactly-once",
-        "--spool",
-        spool.to_str().unwrap(),
-    ];
+    let args = exactly_once("eo", &spool);
     let run = m.kpipe(&args, numbered(3000).as_bytes());
     assert_status(&run, Status::Ok);
     let run = m.kpipe(&args, b"");
@@ -72,16 +73,7 @@ fn exactly_once_rides_out_retriable_produce_errors() {
     let dir = temp_dir("fast-eo-retry");
     let spool = dir.join("spool");
     m.fail_next(Produce, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION, 5);
-    let run = m.kpipe(
-        &[
-            "-t",
-            "eo-retry",
-            "--exactly-once",
-            "--spool",
-            spool.to_str().unwrap(),
-        ],
-        numbered(2000).as_bytes(),
-    );
+    let run = m.kpipe(&exactly_once("eo-retry", &spool), numbered(2000).as_bytes());
     m.assert_landed_once(&run, "eo-retry", 2000);
 }
 
@@ -97,13 +89,7 @@ fn an_exactly_once_commit_aborted_after_the_input_is_sent_again_at_once() {
     m.offsets_topic();
     let spool = temp_dir("fast-eo-end").join("spool");
     m.fail_next(EndTxn, RD_KAFKA_RESP_ERR_INVALID_REQUEST, 1);
-    let args = [
-        "-t",
-        "eo-end",
-        "--exactly-once",
-        "--spool",
-        spool.to_str().unwrap(),
-    ];
+    let args = exactly_once("eo-end", &spool);
     let run = m.kpipe(&args, numbered(2000).as_bytes());
     assert_status(&run, Status::Ok);
     assert!(
@@ -216,13 +202,7 @@ fn exactly_once_keeps_the_piece_a_killed_run_left_in_the_log_unsent() {
         .unwrap();
     let log = numbered(100) + "record 00";
     std::fs::write(spool.join("log/00000000000000000000.log"), log).unwrap();
-    let args = [
-        "-t",
-        "eo-piece",
-        "--exactly-once",
-        "--spool",
-        spool.to_str().unwrap(),
-    ];
+    let args = exactly_once("eo-piece", &spool);
     let run = m.kpipe(&args, b"");
     assert_status(&run, Status::TempFail);
     assert_each_once(&m.read("eo-piece", 100), 100);
