@@ -5,7 +5,8 @@
 //! across runs. The log is a row of segment files, each named by the position of its first
 //! byte. A commit records a position in Kafka; segments wholly before it are deleted, and the
 //! next run resends what lies after it. Replaying the same bytes through the same framer and
-//! router makes the same records, so the log need not know what a record is.
+//! router makes the same records, so the log need not know what a record is, with one
+//! exception: where a run killed mid-record left the piece of one (`mend`, `is_cut`).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -17,6 +18,8 @@ use anyhow::{Context, Result};
 /// A segment is closed and a new one started once it holds this much.
 const SEGMENT_BYTES: u64 = 64 << 20;
 const SUFFIX: &str = ".log";
+/// The file of cut pieces' end positions, one decimal number a line.
+const CUTS: &str = "cuts";
 
 /// The log, open for appending at its end.
 pub struct Journal {
@@ -25,6 +28,9 @@ pub struct Journal {
     segments: Vec<u64>,
     file: File,
     end: u64,
+    /// Where the pieces of records that killed runs left in the log end (see `mend`), kept in
+    /// `CUTS` until a commit passes them.
+    cuts: Vec<u64>,
     /// Held while the log is open: two runs appending to one log would mix their inputs.
     _lock: File,
 }
@@ -63,6 +69,7 @@ impl Journal {
             segments,
             file,
             end: last + len,
+            cuts: read_cuts(dir)?,
             _lock: lock,
         })
     }
@@ -114,7 +121,7 @@ impl Journal {
             .set_len(at - self.last_start())
             .with_context(|| format!("cutting the log in {}", self.dir.display()))?;
         self.end = at;
-        Ok(())
+        self.keep_cuts(|c| c < at)
     }
 
     /// Makes what was appended survive a machine crash.
@@ -124,13 +131,34 @@ impl Journal {
             .with_context(|| format!("syncing the log in {}", self.dir.display()))
     }
 
-    /// Whether the log's last byte is `delimiter`'s last byte (or the log is empty from
-    /// `from` on): a run killed mid-record left a piece the next input must not run into.
-    pub fn ends_whole(&mut self, from: u64, delimiter: &[u8]) -> Result<bool> {
+    /// Ends the piece of a record that the last run left at the log's end (it was killed
+    /// mid-record, or out of space) with `delimiter`, so the next input does not run into it,
+    /// and marks where the piece ends (`is_cut`) for this run and any later one that reads it
+    /// again: a run killed before a commit passes the piece leaves it to the next. Returns
+    /// whether there was a piece.
+    pub fn mend(&mut self, delimiter: &[u8]) -> Result<bool> {
+        if self.ends_whole(delimiter)? {
+            return Ok(false);
+        }
+        if !self.cuts.contains(&self.end) {
+            self.cuts.push(self.end);
+        }
+        // Marked before it is ended: a kill in between leaves a piece the next run marks again.
+        self.save_cuts()?;
+        self.append(delimiter)?;
+        Ok(true)
+    }
+
+    /// Whether a record ending at `end` is the piece a killed run left (see `mend`).
+    pub fn is_cut(&self, end: u64) -> bool {
+        self.cuts.contains(&end)
+    }
+
+    fn ends_whole(&mut self, delimiter: &[u8]) -> Result<bool> {
         let Some(&last) = delimiter.last() else {
             return Ok(true);
         };
-        if self.end <= from || self.end == self.last_start() {
+        if self.end == self.last_start() {
             return Ok(true);
         }
         let mut f = File::open(self.segment_path(self.last_start()))?;
@@ -177,7 +205,42 @@ impl Journal {
             }
             self.segments.remove(0);
         }
-        Ok(())
+        self.keep_cuts(|c| c >= committed)
+    }
+
+    /// Keeps the cut marks `keep` says to, saving them if any went.
+    fn keep_cuts(&mut self, keep: impl Fn(u64) -> bool) -> Result<()> {
+        let before = self.cuts.len();
+        self.cuts.retain(|&c| keep(c));
+        match self.cuts.len() == before {
+            true => Ok(()),
+            false => self.save_cuts(),
+        }
+    }
+
+    /// Replaces the file of cut marks whole (or removes it when there are none).
+    fn save_cuts(&self) -> Result<()> {
+        let path = self.dir.join(CUTS);
+        if self.cuts.is_empty() {
+            return match fs::remove_file(&path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    Err(e).with_context(|| format!("deleting {}", path.display()))
+                }
+                _ => Ok(()),
+            };
+        }
+        let text: String = self.cuts.iter().map(|c| format!("{c}\n")).collect();
+        let tmp = self.dir.join(format!("{CUTS}.tmp"));
+        let written = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .mode(0o600)
+            .custom_flags(crate::spool::NOFOLLOW)
+            .open(&tmp)
+            .and_then(|mut f| f.write_all(text.as_bytes()))
+            .and_then(|()| fs::rename(&tmp, &path));
+        written.with_context(|| format!("writing {}", path.display()))
     }
 
     fn last_start(&self) -> u64 {
@@ -199,6 +262,21 @@ impl Journal {
 
     fn segment_path(&self, start: u64) -> PathBuf {
         segment_path(&self.dir, start)
+    }
+}
+
+/// The cut marks in `dir`; a line that is not a number is passed over (it marks nothing).
+fn read_cuts(dir: &Path) -> Result<Vec<u64>> {
+    let path = dir.join(CUTS);
+    let opened = OpenOptions::new()
+        .read(true)
+        .custom_flags(crate::spool::NOFOLLOW)
+        .open(&path);
+    let mut text = String::new();
+    match opened.and_then(|mut f| f.read_to_string(&mut text)) {
+        Ok(_) => Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
     }
 }
 
@@ -331,15 +409,36 @@ mod tests {
     }
 
     #[test]
-    fn tells_a_piece_left_mid_record() {
+    fn marks_a_piece_left_mid_record_until_a_commit_passes_it() {
         let dir = tempfile::tempdir().unwrap();
         let mut j = Journal::open(dir.path()).unwrap();
-        assert!(j.ends_whole(0, b"\n").unwrap());
+        assert!(!j.mend(b"\n").unwrap());
         j.append(b"a\nhal").unwrap();
-        assert!(!j.ends_whole(0, b"\n").unwrap());
-        assert!(j.ends_whole(5, b"\n").unwrap());
-        j.append(b"f\n").unwrap();
-        assert!(j.ends_whole(0, b"\n").unwrap());
+        assert!(j.mend(b"\n").unwrap());
+        assert!(!j.mend(b"\n").unwrap());
+        assert_eq!(read_all(&j, 0), b"a\nhal\n");
+        // A run killed before its first commit leaves the mark, and another piece, to the next.
+        j.append(b"b\nc").unwrap();
+        drop(j);
+        let mut j = Journal::open(dir.path()).unwrap();
+        assert!(j.is_cut(5));
+        assert!(j.mend(b"\n").unwrap());
+        assert!(j.is_cut(5) && j.is_cut(9) && !j.is_cut(8));
+        j.truncate(8).unwrap();
+        assert!(j.is_cut(5) && !j.is_cut(9));
+        j.forget_before(6).unwrap();
+        drop(j);
+        let j = Journal::open(dir.path()).unwrap();
+        assert!(!j.is_cut(5));
+        assert!(!dir.path().join(CUTS).exists());
+    }
+
+    #[test]
+    fn passes_over_a_cut_mark_that_is_not_a_number() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(CUTS), b"12\nx\n\n7\n").unwrap();
+        let j = Journal::open(dir.path()).unwrap();
+        assert!(j.is_cut(12) && j.is_cut(7));
     }
 
     #[test]

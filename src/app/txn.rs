@@ -66,10 +66,6 @@ pub(super) struct Txn {
     /// Where the log ends once it could not take more: input past it is not sent (a record
     /// not in the log could be lost to a kill, and one partly in it would arrive cut).
     pub logged_end: Option<u64>,
-    /// Where the piece of a record that the last run left in the log ends (it was killed
-    /// mid-record, or out of space; kpipe ended the piece with a delimiter): that piece is
-    /// failed, not sent.
-    pub mended: Option<u64>,
 }
 
 /// The input counted up to a commit: records, bytes and empty records read (the ledger's
@@ -158,7 +154,6 @@ impl Txn {
             aborted: None,
             log_error: None,
             logged_end: None,
-            mended: None,
         })
     }
 
@@ -256,7 +251,7 @@ impl Txn {
     /// Why the record ending at `end` (a log position) is not sent: it did not all reach the
     /// log, or it is the piece the last run left cut short.
     pub fn withheld(&self, end: u64) -> Option<String> {
-        if self.mended == Some(end) {
+        if self.journal.as_ref().is_some_and(|j| j.is_cut(end)) {
             return Some(
                 "cut short where the last run stopped (killed, or out of disk space), so not sent"
                     .into(),

@@ -47,12 +47,9 @@ impl App {
         else {
             return k.starter().init_transactions(txn.t.timeout, TXN_WAIT);
         };
-        if !journal.ends_whole(0, &self.s.delimiter)? {
-            // The last run stopped mid-record (killed, or out of space): end that piece, so
-            // the next input does not run into it, and fail it when it is read (`withheld`).
-            txn.mended = Some(journal.end());
-            journal.append(&self.s.delimiter)?;
-        }
+        // A piece of a record the last run left (killed, or out of space) is failed when it
+        // is read (`Txn::withheld`), by this run or, if this one is killed first, the next.
+        journal.mend(&self.s.delimiter)?;
         let before = journal.end();
         // Fencing and reading the offsets topic take a second or so; meanwhile the input goes
         // into the log, where a kill cannot take it, rather than wait in the pipe.

@@ -216,3 +216,32 @@ fn exactly_once_keeps_the_piece_a_killed_run_left_in_the_log_unsent() {
     let run = m.kpipe(&args, b"more\n");
     assert_status(&run, Status::Ok);
 }
+
+/// A run that found such a piece and was killed before a commit passed it leaves the piece in
+/// the middle of the log, ended and marked, and maybe a piece of its own at the end: the next
+/// run keeps both unsent.
+#[test]
+fn exactly_once_keeps_a_piece_unsent_after_a_second_kill() {
+    use std::os::unix::fs::DirBuilderExt;
+    let m = Mock::new(1);
+    m.topic("eo-piece-twice", 1);
+    m.offsets_topic();
+    let spool = temp_dir("fast-eo-piece-twice").join("spool");
+    let log = spool.join("log");
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .recursive(true)
+        .create(&log)
+        .unwrap();
+    let more: String = (100..150).map(|i| format!("record {i:07}\n")).collect();
+    let text = numbered(100) + "record 00\n" + &more + "reco";
+    std::fs::write(log.join("00000000000000000000.log"), text).unwrap();
+    std::fs::write(log.join("cuts"), "1509\n").unwrap();
+    let run = m.kpipe(&exactly_once("eo-piece-twice", &spool), b"");
+    assert_status(&run, Status::TempFail);
+    assert_each_once(&m.read("eo-piece-twice", 150), 150);
+    let dead = read_lines(&spool.join("dead-letter.ndjson"));
+    assert_eq!(dead.len(), 2, "{}", run.stderr);
+    assert!(dead[0].contains("byte 1500: cut short"), "{dead:?}");
+    assert!(dead[1].contains("byte 2260: cut short"), "{dead:?}");
+}
