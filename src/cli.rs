@@ -50,6 +50,10 @@ SIGUSR1 prints the statistics line.";
     max_term_width = 100
 )]
 pub struct Cli {
+    /// Files to read, in order, as one input (- is standard input) [default: standard input].
+    #[arg(value_name = "FILE")]
+    pub files: Vec<std::path::PathBuf>,
+
     /// Bootstrap brokers, comma-separated host:port [default: bootstrap.servers from -F, else
     /// localhost:9092].
     #[arg(short = 'b', long, env = "KPIPE_BROKERS", value_name = "LIST")]
@@ -210,6 +214,11 @@ pub struct Cli {
     #[arg(long, requires = "spool", conflicts_with = "dry_run")]
     pub exactly_once: bool,
 
+    /// rsyslog omprog's confirmMessages protocol on stdout: OK once ready, then OK for each line
+    /// once it is in --exactly-once's log, so rsyslog resends what a killed kpipe had not kept.
+    #[arg(long, requires = "exactly_once")]
+    pub confirm: bool,
+
     /// Transactional id for --atomic or --exactly-once; a run with the same id fences the last.
     #[arg(long, value_name = "ID")]
     pub transactional_id: Option<String>,
@@ -285,7 +294,10 @@ const KCAT_FLAGS: &[(&str, &str)] = &[
     ),
     ("-L", "kpipe only produces: list metadata with kcat -L"),
     ("-Q", "kpipe only produces: query offsets with kcat -Q"),
-    ("-l", "kpipe reads standard input: kpipe -t TOPIC < FILE"),
+    (
+        "-l",
+        "kpipe reads files as records already: kpipe -t TOPIC FILE...",
+    ),
     (
         "-c",
         "kpipe reads to the end of its input: cut it first, head -n N | kpipe ...",

@@ -7,7 +7,8 @@ use anyhow::{bail, Result};
 use rdkafka::ClientConfig;
 
 use crate::cli::Cli;
-use crate::guarantee::Transactions;
+use crate::guarantee::{Mode, Transactions};
+use crate::input::Operand;
 use crate::options::{Acks, Compression, Format, OnError};
 use crate::route::{self, Router};
 use crate::security::Security;
@@ -50,6 +51,10 @@ pub struct Settings {
     pub tls_insecure: bool,
     /// `--atomic` or `--exactly-once`, when given.
     pub transactions: Option<Transactions>,
+    /// What to read, in order (empty: standard input).
+    pub inputs: Vec<Operand>,
+    /// `--confirm`: OK on stdout for each line once it is in the log.
+    pub confirm: bool,
 }
 
 impl Settings {
@@ -106,6 +111,14 @@ impl Settings {
             },
         )?;
         let transactions = Transactions::from_cli(&cli, &crate::guarantee::host_name())?;
+        let inputs: Vec<Operand> = cli.files.iter().cloned().map(Operand::from_arg).collect();
+        let exactly_once = transactions.as_ref().map(|t| t.mode) == Some(Mode::ExactlyOnce);
+        if cli.confirm && cli.format == Format::Lines && delimiter != b"\n" {
+            bail!("--confirm answers each line: it needs newline-delimited input (no -D)");
+        }
+        if exactly_once && inputs.iter().any(|i| i != &Operand::Stdin) {
+            bail!("--exactly-once keeps a stream from standard input in its log; a file can be read again: give it --atomic, or pipe it in (cat FILE... | kpipe --exactly-once ...)");
+        }
         let mut client = client_config(&cli, &brokers, &properties, &security)?;
         if let Some(t) = &transactions {
             transactional(&mut client, t, cli.delivery_timeout.0);
@@ -135,6 +148,8 @@ impl Settings {
             tls_insecure: cli.tls_insecure,
             security,
             transactions,
+            inputs,
+            confirm: cli.confirm,
         };
         Ok((settings, router))
     }

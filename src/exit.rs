@@ -16,6 +16,8 @@ pub enum Status {
     /// Standard input or an output file failed: worse than undelivered records, since a file
     /// kpipe keeps them in may be what failed.
     IoErr,
+    /// A file named to be read does not exist or cannot be read; nothing was sent.
+    NoInput,
     /// The brokers refused kpipe's credentials.
     NoPerm,
     /// A configuration the producer refused (`-X`, unreadable files).
@@ -36,6 +38,7 @@ impl Status {
             Status::Unavailable => 69,
             Status::Software => 70,
             Status::IoErr => 74,
+            Status::NoInput => 66,
             Status::TempFail => 75,
             Status::CantCreat => 73,
             Status::NoPerm => 77,
@@ -62,6 +65,10 @@ pub const TABLE: &[(Status, &str)] = &[
         "malformed input under --on-error exit (EX_DATAERR)",
     ),
     (
+        Status::NoInput,
+        "a FILE operand does not exist or cannot be read; nothing was sent (EX_NOINPUT)",
+    ),
+    (
         Status::Unavailable,
         "no broker could be reached, or TLS to it failed (EX_UNAVAILABLE)",
     ),
@@ -72,7 +79,7 @@ pub const TABLE: &[(Status, &str)] = &[
     ),
     (
         Status::IoErr,
-        "reading standard input or writing an output file failed (EX_IOERR)",
+        "reading the input or writing an output file failed (EX_IOERR)",
     ),
     (
         Status::TempFail,
@@ -136,7 +143,7 @@ mod tests {
     #[test]
     fn the_table_has_every_status_once_in_order_of_code() {
         let codes: Vec<u8> = TABLE.iter().map(|(s, _)| s.code()).collect();
-        assert_eq!(codes, [0, 2, 65, 69, 70, 73, 74, 75, 77, 78]);
+        assert_eq!(codes, [0, 2, 65, 66, 69, 70, 73, 74, 75, 77, 78]);
         let help = help_text();
         for (status, _) in TABLE {
             assert!(help.contains(&format!("\n  {:<3} ", status.code())));

@@ -27,6 +27,38 @@ pub struct Sample {
     pub broker_rtt_us: BTreeMap<String, i64>,
     /// The class of the last reason a record was not delivered.
     pub last_error: Option<String>,
+    /// With `--spool`: the spool files waiting to be sent, and their bytes.
+    pub spool: Option<Backlog>,
+}
+
+/// Spool files waiting to be sent: written by this run or another, or being sent now.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Backlog {
+    pub files: u64,
+    pub bytes: u64,
+}
+
+impl Backlog {
+    /// Counts the spool files in `dir` (a directory that cannot be listed shows none).
+    pub fn of(dir: &Path) -> Backlog {
+        let mut b = Backlog::default();
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return b;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if !(name.ends_with(".spool") || name.ends_with(".spool.tmp")) {
+                continue;
+            }
+            // Not followed: the spool is read without following links either.
+            if let Some(meta) = entry.metadata().ok().filter(|m| m.is_file()) {
+                b.files += 1;
+                b.bytes += meta.len();
+            }
+        }
+        b
+    }
 }
 
 impl Sample {
@@ -39,6 +71,7 @@ impl Sample {
             buffered_bytes: c.buffered_bytes.load(Relaxed),
             broker_rtt_us: c.broker_rtts_us(),
             last_error: ledger.last_error().map(|r| r.class()),
+            spool: ledger.outlet_names().0.map(|dir| Backlog::of(&dir)),
         }
     }
 }
@@ -117,6 +150,16 @@ pub fn render(s: &Sample) -> String {
     out.push_str("# HELP kpipe_buffered_bytes Bytes of records librdkafka holds, from its last statistics.\n");
     out.push_str("# TYPE kpipe_buffered_bytes gauge\n");
     let _ = writeln!(out, "kpipe_buffered_bytes {}", s.buffered_bytes);
+    if let Some(b) = s.spool {
+        out.push_str("# HELP kpipe_spool_files Spool files waiting to be sent (this run's, another's, or being sent).\n");
+        out.push_str("# TYPE kpipe_spool_files gauge\n");
+        let _ = writeln!(out, "kpipe_spool_files {}", b.files);
+        out.push_str(
+            "# HELP kpipe_spool_backlog_bytes Bytes in the spool files waiting to be sent.\n",
+        );
+        out.push_str("# TYPE kpipe_spool_backlog_bytes gauge\n");
+        let _ = writeln!(out, "kpipe_spool_backlog_bytes {}", b.bytes);
+    }
     out.push_str("# HELP kpipe_broker_rtt_seconds Each broker's average round trip.\n");
     out.push_str("# TYPE kpipe_broker_rtt_seconds gauge\n");
     for (broker, us) in &s.broker_rtt_us {
@@ -255,6 +298,10 @@ mod tests {
             buffered_bytes: 1024,
             broker_rtt_us: [("127.0.0.1:9092/1".to_string(), 1500)].into(),
             last_error: Some("MsgTimedOut".into()),
+            spool: Some(Backlog {
+                files: 2,
+                bytes: 300,
+            }),
         }
     }
 
@@ -273,6 +320,8 @@ mod tests {
             "kpipe_buffered_bytes 1024",
             "kpipe_broker_rtt_seconds{broker=\"127.0.0.1:9092/1\"} 0.0015",
             "kpipe_last_error_info{class=\"MsgTimedOut\"} 1",
+            "kpipe_spool_files 2",
+            "kpipe_spool_backlog_bytes 300",
         ] {
             assert!(
                 text.lines().any(|l| l == line),
@@ -281,6 +330,21 @@ mod tests {
         }
         assert!(text.contains("kpipe_build_info{version=\""));
         assert!(text.ends_with('\n'));
+    }
+
+    #[test]
+    fn counts_spool_files_and_passes_over_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("1-2.spool"), "abc").unwrap();
+        std::fs::write(d.join("3-4.spool.tmp"), "de").unwrap();
+        std::fs::write(d.join("dead-letter.ndjson"), "xxxx").unwrap();
+        std::fs::create_dir(d.join("log")).unwrap();
+        std::fs::create_dir(d.join("5-6.spool")).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", d.join("7-8.spool")).unwrap();
+        assert_eq!(Backlog::of(d), Backlog { files: 2, bytes: 5 });
+        let none = Backlog::of(&d.join("missing"));
+        assert_eq!(none, Backlog::default());
     }
 
     #[test]

@@ -19,10 +19,16 @@ pub struct Position {
     pub line: u64,
     /// Byte offset from the start of the input.
     pub offset: u64,
+    /// The file the record is in, when files were named on the command line (line and byte
+    /// count from its start).
+    pub file: Option<&'static str>,
 }
 
 impl fmt::Display for Position {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(file) = self.file {
+            write!(f, "{file}: ")?;
+        }
         write!(f, "line {}, byte {}", self.line, self.offset)
     }
 }
@@ -298,6 +304,7 @@ mod tests {
     const AT: Position = Position {
         line: 3,
         offset: 40,
+        file: None,
     };
 
     #[test]

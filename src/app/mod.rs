@@ -1,6 +1,8 @@
 //! The run, top to bottom: set up, send what the spool holds, then read, frame, decide and send
 //! until the lifecycle says the input is done, drain, and conclude.
 
+mod confirm;
+mod delivery;
 mod lifecycle;
 mod outbox;
 mod outcome;
@@ -9,8 +11,6 @@ mod reports;
 mod setup;
 mod step;
 mod txn;
-mod txn_rewind;
-mod txn_start;
 
 use std::time::{Duration, Instant};
 
@@ -27,6 +27,7 @@ use crate::say;
 use crate::spool::SpoolDir;
 use crate::stats::bump;
 use crate::wire::Record;
+use delivery::Delivery;
 use lifecycle::{Halt, Phase};
 use outbox::Outbox;
 use outcome::{conclude, needs_reachability, Facts};
@@ -42,6 +43,15 @@ const DRAIN_SLICE: Duration = Duration::from_millis(5);
 const PURGE_SLICES: usize = 1000;
 /// How long the sweep after the grace period may take in what a writer keeps writing.
 const SWEEP_LIMIT: Duration = Duration::from_secs(1);
+
+/// Whether the input goes on, for what is decided at its end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Input {
+    /// More may come: bytes after the last whole record wait for it.
+    GoesOn,
+    /// It is over (or reading ends): bytes after the last whole record are a record too.
+    Over,
+}
 
 /// Runs kpipe with parsed arguments and returns its exit status.
 pub fn run(cli: Cli) -> Status {
@@ -74,12 +84,18 @@ struct App {
     spool: Option<SpoolDir>,
     /// Newlines consumed so far, for line numbers in reports.
     lines: u64,
+    /// The operand being read (when files were named), and `lines` where it began.
+    source: (usize, u64),
     /// Whether a record was malformed yet (the "is the input JSON?" hint is given once).
     seen_malformed: bool,
     io_error: Option<String>,
     last_rescan: Instant,
-    /// `--atomic` or `--exactly-once`: the transaction and its log.
-    txn: Option<txn::Txn>,
+    /// Each record on its own, or inside transactions.
+    delivery: Delivery,
+    /// `--confirm`: the answers to rsyslog.
+    confirm: Option<confirm::Confirm>,
+    /// Input was read into the log while a commit waited, and is not handled yet.
+    logged_ahead: bool,
 }
 
 impl App {
@@ -88,7 +104,17 @@ impl App {
         if self.s.verbose >= 1 {
             say!("kpipe: {}", self.s.describe());
         }
-        let mut input = BlockReader::stdin();
+        let mut input = match BlockReader::operands(self.s.inputs.clone(), self.record_end()) {
+            Ok(input) => input,
+            Err(e) => {
+                say!("kpipe: cannot read {e}; check the path");
+                return Status::NoInput;
+            }
+        };
+        // Ready before transactions start: what comes meanwhile goes into the log, confirmed.
+        if let Some(c) = &mut self.confirm {
+            c.ready();
+        }
         if let Err(setup::Setup(status, e)) = self.start_transactions(&mut input) {
             say!("kpipe: {e:#}");
             return status;
@@ -96,7 +122,7 @@ impl App {
         self.replay_spool();
         let mut framer = self.framer();
         loop {
-            if let Some(at) = self.tick() {
+            if let Some(at) = self.tick(&mut input) {
                 self.rewind(at, &mut input, &mut framer);
             }
             let hold = self.out.resend();
@@ -107,7 +133,7 @@ impl App {
                 Phase::Sweep => self.sweep(&mut input, framer.as_mut()),
                 Phase::Close => self.close_input(&mut input, framer.as_mut()),
                 Phase::Drain | Phase::Done if self.transaction_open() => {
-                    if let Some(at) = self.settle(true) {
+                    if let Some(at) = self.settle(Input::Over, &mut input) {
                         self.rewind(at, &mut input, &mut framer);
                     }
                 }
@@ -118,6 +144,15 @@ impl App {
             self.sync();
         }
         self.finish()
+    }
+
+    /// What ends a record of the format (between two file operands, one is added if the
+    /// first lacks it).
+    fn record_end(&self) -> &[u8] {
+        match self.s.format {
+            Format::Lines => &self.s.delimiter,
+            Format::Json | Format::Ndjson | Format::Envelope => b"\n",
+        }
     }
 
     /// The format's framer, capped at `--max-record-size` so no record grows the read buffer
@@ -139,16 +174,19 @@ impl App {
 
     /// Reads one block (waiting at most a tick) and handles the records in it.
     fn read(&mut self, input: &mut BlockReader, framer: &mut dyn Framer) {
-        match input.fill(TICK) {
+        let fill = input.fill(TICK);
+        // Input logged while a commit waited is handled even if no more comes.
+        let ahead = std::mem::take(&mut self.logged_ahead);
+        match fill {
             // The poll waits on stdin alone: delivery reports that came meanwhile are served
             // now, so counters, statistics and failed records do not wait for more input.
-            Ok(Fill::Idle) => return self.out.sink.wait(Duration::ZERO),
-            Ok(Fill::Data | Fill::Eof) => {}
+            Ok(Fill::Idle) if !ahead => return self.out.sink.wait(Duration::ZERO),
+            Ok(Fill::Idle | Fill::Data | Fill::Eof) => {}
             Err(e) => return self.input_failed(e),
         }
         self.log_input(input);
         self.out.sink.stamp_reads(crate::failed::now_ms());
-        self.handle_pieces(input, framer, false);
+        self.handle_pieces(input, framer, Input::GoesOn);
         self.out.sink.wait(Duration::ZERO);
         if input.at_eof() && input.window().is_empty() {
             self.out.life.input_ended(Instant::now());
@@ -172,7 +210,7 @@ impl App {
                 Err(e) => return self.input_failed(e),
             }
             self.log_input(input);
-            if !self.handle_pieces(input, framer, false) {
+            if !self.handle_pieces(input, framer, Input::GoesOn) {
                 break;
             }
         }
@@ -183,30 +221,33 @@ impl App {
     /// still a record: it goes out, or to the spool, rather than vanish.
     fn close_input(&mut self, input: &mut BlockReader, framer: &mut dyn Framer) {
         if self.out.life.keeps_last_piece() {
-            self.handle_pieces(input, framer, true);
+            self.handle_pieces(input, framer, Input::Over);
         }
         self.out.life.input_ended(Instant::now());
     }
 
     fn input_failed(&mut self, e: std::io::Error) {
-        self.io_error = Some(format!("reading standard input: {e}"));
+        let what = match self.s.inputs.is_empty() {
+            true => "standard input",
+            false => "the input",
+        };
+        self.io_error = Some(format!("reading {what}: {e}"));
         self.out.life.halt(Halt::InputFailed);
     }
 
-    /// Handles every whole piece in the window (`at_end`: the rest is a piece too). Returns
+    /// Handles every whole piece in the window (and the rest, once the input is `Over`). Returns
     /// false when reading must end before the next piece.
     fn handle_pieces(
         &mut self,
         input: &mut BlockReader,
         framer: &mut dyn Framer,
-        at_end: bool,
+        input_is: Input,
     ) -> bool {
+        let at_end = input_is == Input::Over;
         while let Some(piece) = framer.next_piece(input.window(), at_end || input.at_eof()) {
             let len = piece.len();
-            let at = Position {
-                line: self.lines + 1,
-                offset: input.offset(),
-            };
+            let offset = input.offset();
+            let at = self.position(input, offset);
             let bytes = &input.window()[..len];
             if matches!(piece, Piece::Skip(_) | Piece::Empty(_) | Piece::Tail(_))
                 || self.s.format == Format::Json
@@ -216,17 +257,15 @@ impl App {
             if let Piece::Empty(_) = piece {
                 bump(&self.out.ledger.counters.empty);
             }
-            let end = at.offset + len as u64;
-            match self.txn.as_ref().and_then(|t| t.withheld(end)) {
+            let end = offset + len as u64;
+            match self.delivery.withheld(end) {
                 Some(why) if !matches!(piece, Piece::Skip(_) | Piece::Empty(_)) => {
-                    self.withhold(bytes, at, &why);
+                    self.withhold(bytes, offset, at, &why);
                 }
-                _ => self.handle(piece, bytes, at),
+                _ => self.handle(piece, bytes, offset, at),
             }
             input.consume(len);
-            if let Some(t) = &mut self.txn {
-                t.handled_to(input.offset(), self.lines);
-            }
+            self.delivery.handled_to(input.offset(), self.lines);
             // What is already read is handled even after a second signal: it goes to the spool.
             self.out.observe_signals();
             if !at_end && self.out.life.must_close_input() {
@@ -236,8 +275,28 @@ impl App {
         true
     }
 
-    /// Decides about one piece and acts on the decision.
-    fn handle(&mut self, piece: Piece, bytes: &[u8], at: Position) {
+    /// Where the piece at stream offset `offset` starts, for reports: in its file, when files
+    /// were named (its lines counted from the first piece of it handled).
+    fn position(&mut self, input: &BlockReader, offset: u64) -> Position {
+        let Some(source) = input.source_at(offset) else {
+            return Position {
+                line: self.lines + 1,
+                offset,
+                file: None,
+            };
+        };
+        if source.index != self.source.0 {
+            self.source = (source.index, self.lines);
+        }
+        Position {
+            line: self.lines - self.source.1 + 1,
+            offset: offset - source.start,
+            file: Some(source.name),
+        }
+    }
+
+    /// Decides about one piece (at stream offset `offset`) and acts on the decision.
+    fn handle(&mut self, piece: Piece, bytes: &[u8], offset: u64, at: Position) {
         let decision = decide(
             piece,
             bytes,
@@ -253,7 +312,7 @@ impl App {
         let malformed = decision.malformed();
         self.seen_malformed |= malformed;
         // Read again from the log after an abort: said, counted and failed in the first pass.
-        let again = self.txn.as_ref().is_some_and(|t| t.judged(at.offset));
+        let again = self.delivery.judged(offset);
         if let Some(reason) = decision.report(&self.policy).filter(|_| !again) {
             self.out.reporter.report(reason);
         }
@@ -263,7 +322,7 @@ impl App {
             Decision::Send => {
                 let rec = self.router.record(bytes);
                 let origin = Origin::stdin(rec.partition.is_some()).with_timestamp(rec.timestamp);
-                txn::send(&mut self.txn, &mut self.out, &rec, origin);
+                self.delivery.send(&mut self.out, &rec, origin);
             }
             Decision::Restamp(reason) => {
                 if !again {
@@ -279,7 +338,7 @@ impl App {
                     ..rec
                 };
                 let origin = Origin::stdin(rec.partition.is_some());
-                txn::send(&mut self.txn, &mut self.out, &rec, origin);
+                self.delivery.send(&mut self.out, &rec, origin);
             }
             Decision::SendAsString(reason) => {
                 if !again {
@@ -289,7 +348,7 @@ impl App {
                 match self.router.fallback(bytes, &text) {
                     Some(rec) => {
                         let origin = Origin::stdin(rec.partition.is_some());
-                        txn::send(&mut self.txn, &mut self.out, &rec, origin);
+                        self.delivery.send(&mut self.out, &rec, origin);
                     }
                     None if again => {}
                     None => self.fail_input(bytes, &reason),
@@ -315,11 +374,10 @@ impl App {
     /// Keeps a record that must not be sent as failed: input the log could not take (it would
     /// not survive a kill, and a record only partly logged would arrive cut), and the piece of
     /// a record the last run left cut short. Read again after an abort, it was kept already.
-    fn withhold(&mut self, bytes: &[u8], at: Position, why: &str) {
+    fn withhold(&mut self, bytes: &[u8], offset: u64, at: Position, why: &str) {
         self.count_read(bytes);
-        let Some(t) = &mut self.txn else { return };
-        t.cut_log_at(at.offset);
-        if t.judged(at.offset) {
+        self.delivery.cut_log_at(offset);
+        if self.delivery.judged(offset) {
             return;
         }
         let reason = Reason::Unwritten(format!("{at}: {why}"));
@@ -354,7 +412,7 @@ impl App {
 
     /// Between blocks: signals, reports, spool files other runs left, and the transaction
     /// (returns where to resend from when it was aborted).
-    fn tick(&mut self) -> Option<u64> {
+    fn tick(&mut self, input: &mut BlockReader) -> Option<u64> {
         self.out.tick();
         if self.spool.is_some()
             && self.out.life.phase(Instant::now(), 1) == Phase::Reading
@@ -363,7 +421,7 @@ impl App {
             self.last_rescan = Instant::now();
             self.replay_spool();
         }
-        self.settle(false)
+        self.settle(Input::GoesOn, input)
     }
 
     fn sync(&mut self) {
@@ -424,8 +482,8 @@ impl App {
             spool: spool.as_deref(),
             dead_letter: dead_letter.as_deref(),
             brokers: &self.s.brokers,
-            all_or_nothing: self.txn.as_ref().is_some_and(txn::Txn::is_batch),
-            waiting: self.txn.as_ref().and_then(txn::Txn::waiting),
+            all_or_nothing: self.delivery.all_or_nothing(),
+            waiting: self.delivery.waiting(),
         });
         for line in &outcome.lines {
             say!("{line}");

@@ -5,6 +5,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::confirm::Confirm;
+use super::delivery::Delivery;
 use super::lifecycle::Lifecycle;
 use super::outbox::Outbox;
 use super::reports::Reports;
@@ -15,6 +17,7 @@ use crate::config::Settings;
 use crate::exit::Status;
 use crate::failed::Ledger;
 use crate::guarantee::Mode;
+use crate::input::Operand;
 use crate::options::Format;
 use crate::private::NotPrivate;
 use crate::route::Router;
@@ -32,6 +35,22 @@ fn setup(status: Status) -> impl FnOnce(anyhow::Error) -> Setup {
 
 /// A file that could not be opened: 73 when kpipe refused it (another user could steer it),
 /// else 74.
+/// Checks before anything is sent that a file operand can be read: a typo ends the run at
+/// once, not after the files before it went out. A FIFO is opened when its turn comes (opening
+/// one waits for its writer).
+fn readable(path: &Path) -> anyhow::Result<()> {
+    let meta = std::fs::metadata(path)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}; check the path", path.display()))?;
+    if meta.is_dir() {
+        anyhow::bail!("{} is a directory; name the files in it", path.display());
+    }
+    if meta.is_file() {
+        std::fs::File::open(path)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
 fn open_failed(e: anyhow::Error) -> Setup {
     match e.downcast_ref::<NotPrivate>() {
         Some(_) => Setup(Status::CantCreat, e),
@@ -41,6 +60,11 @@ fn open_failed(e: anyhow::Error) -> Setup {
 
 impl App {
     pub(super) fn new(s: Settings, router: Router) -> Result<App, Setup> {
+        for input in &s.inputs {
+            if let Operand::File(path) = input {
+                readable(path).map_err(setup(Status::NoInput))?;
+            }
+        }
         let signals = Signals::install().map_err(setup(Status::Software))?;
         let (dead_letter, mut spool_dir) = if s.dry_run {
             (None, None)
@@ -57,18 +81,23 @@ impl App {
                 .as_ref()
                 .map(|d| d.join(crate::spool::DEAD_LETTER))
         });
-        let txn = match &s.transactions {
-            Some(t) if !s.dry_run => Some(
+        let delivery = match &s.transactions {
+            Some(t) if !s.dry_run => Delivery::Transactions(Box::new(
                 Txn::new(t.clone(), spool_dir.as_deref(), dead_letter.as_deref()).map_err(|e| {
                     match e.downcast_ref::<super::txn::IdInUse>() {
                         Some(_) => Setup(Status::TempFail, e),
                         None => Setup(Status::CantCreat, e),
                     }
                 })?,
-            ),
-            _ => None,
+            )),
+            _ => Delivery::EachRecord,
         };
-        if txn.as_ref().is_some_and(|t| t.t.mode == Mode::ExactlyOnce) {
+        let transactional = delivery.txn().is_some();
+        if s.transactions
+            .as_ref()
+            .is_some_and(|t| t.mode == Mode::ExactlyOnce)
+            && transactional
+        {
             // The log holds what is not committed yet: nothing is spooled, and spool files of
             // runs without --exactly-once are left for such a run.
             spool_dir = None;
@@ -108,7 +137,7 @@ impl App {
         };
         let replay_router =
             Router::new(Format::Envelope, &Default::default()).map_err(setup(Status::Software))?;
-        let mut life = Lifecycle::new(s.shutdown_timeout, spool.is_some() || txn.is_some());
+        let mut life = Lifecycle::new(s.shutdown_timeout, spool.is_some() || transactional);
         if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
             life = life.at_a_terminal();
         }
@@ -122,7 +151,7 @@ impl App {
             crate::metrics::serve(addr, ledger.clone()).map_err(setup(Status::Usage))?;
         }
         let mut out = Outbox::new(sink, ledger, life, signals, reports);
-        out.transactional = txn.is_some();
+        out.transactional = transactional;
         out.quiet = s.quiet;
         out.first_answer_by = s.connect_timeout.map(|t| (Instant::now() + t, t));
         Ok(App {
@@ -135,9 +164,12 @@ impl App {
             router,
             replay_router,
             out,
-            txn,
+            delivery,
             spool,
             lines: 0,
+            source: (0, 0),
+            confirm: s.confirm.then(Confirm::default),
+            logged_ahead: false,
             seen_malformed: false,
             io_error: None,
             last_rescan: Instant::now(),

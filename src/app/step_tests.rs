@@ -50,6 +50,7 @@ impl Route for Fake {
 const AT: Position = Position {
     line: 7,
     offset: 99,
+    file: None,
 };
 
 fn policy(on_error: OnError) -> Policy {

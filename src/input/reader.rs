@@ -1,10 +1,12 @@
 //! Reads a file descriptor in large blocks, waking at least every tick so the caller can
 //! serve delivery reports and signals while input is idle.
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, Read};
 use std::mem::ManuallyDrop;
 use std::os::fd::FromRawFd;
+use std::path::PathBuf;
 
 use rustix::event::{PollFd, PollFlags};
 use std::time::Duration;
@@ -29,6 +31,42 @@ pub enum Fill {
     Eof,
 }
 
+/// One input operand: standard input (`-`) or a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Operand {
+    Stdin,
+    File(PathBuf),
+}
+
+impl Operand {
+    /// The operand as the command line gave it.
+    pub fn from_arg(arg: PathBuf) -> Operand {
+        match arg.as_os_str() == "-" {
+            true => Operand::Stdin,
+            false => Operand::File(arg),
+        }
+    }
+
+    /// How reports name it.
+    pub fn name(&self) -> String {
+        match self {
+            Operand::Stdin => "standard input".into(),
+            Operand::File(p) => p.display().to_string(),
+        }
+    }
+}
+
+/// Where one operand's bytes begin in the stream of all of them, and its name.
+#[derive(Debug, Clone, Copy)]
+pub struct Source {
+    /// The stream offset of its first byte.
+    pub start: u64,
+    /// Its place in the operands, from 0.
+    pub index: usize,
+    /// Its name, for reports (kept for the whole run).
+    pub name: &'static str,
+}
+
 /// A growable window over an input file descriptor.
 pub struct BlockReader {
     file: ManuallyDrop<File>,
@@ -49,13 +87,21 @@ pub struct BlockReader {
     prefix_only: bool,
     /// Where in `buf` the bytes the last read took from the input itself begin (`end` if none).
     fresh: usize,
+    /// File operands still to read after this one; each is opened when its turn comes.
+    queue: VecDeque<Operand>,
+    /// Where each operand began, when they were named on the command line.
+    sources: Vec<Source>,
+    /// Ends an operand whose last record has no delimiter, so that it does not run into the
+    /// next operand's first.
+    delimiter: Vec<u8>,
+    /// The last byte read from the current operand.
+    last_byte: Option<u8>,
 }
 
 impl BlockReader {
     /// Reads standard input (not closed on drop).
     pub fn stdin() -> BlockReader {
-        // SAFETY: fd 0 is open for the life of the process; ManuallyDrop keeps it open.
-        let file = unsafe { File::from_raw_fd(0) };
+        let file = stdin_file();
         // Where the pipe cannot grow, kpipe still works: its writer waits a little more often.
         let _ = grow_pipe(&file);
         BlockReader::with_file(ManuallyDrop::new(file), false)
@@ -64,6 +110,35 @@ impl BlockReader {
     /// Reads an owned file (closed on drop).
     pub fn file(file: File) -> BlockReader {
         BlockReader::with_file(ManuallyDrop::new(file), true)
+    }
+
+    /// Reads the operands (none: standard input) one after the other as one stream, ending
+    /// each that does not end with `delimiter` with one; reports name each (`source_at`). The
+    /// first is opened now.
+    pub fn operands(operands: Vec<Operand>, delimiter: &[u8]) -> io::Result<BlockReader> {
+        let mut queue = VecDeque::from(operands);
+        let first = queue.pop_front().unwrap_or(Operand::Stdin);
+        let mut reader = match &first {
+            Operand::Stdin => BlockReader::stdin(),
+            Operand::File(path) => BlockReader::file(open(path)?),
+        };
+        // Standard input alone is not named: reports say "line N, byte B" as they always have.
+        if first != Operand::Stdin || !queue.is_empty() {
+            reader.sources.push(Source {
+                start: 0,
+                index: 0,
+                name: leak_name(&first),
+            });
+        }
+        reader.queue = queue;
+        reader.delimiter = delimiter.to_vec();
+        Ok(reader)
+    }
+
+    /// The operand that the byte at stream offset `offset` came from, when operands were named.
+    pub fn source_at(&self, offset: u64) -> Option<Source> {
+        let i = self.sources.partition_point(|s| s.start <= offset);
+        self.sources.get(i.checked_sub(1)?).copied()
     }
 
     fn with_file(file: ManuallyDrop<File>, owned: bool) -> BlockReader {
@@ -81,6 +156,10 @@ impl BlockReader {
             prefix: None,
             prefix_only: false,
             fresh: 0,
+            queue: VecDeque::new(),
+            sources: Vec::new(),
+            delimiter: Vec::new(),
+            last_byte: None,
         }
     }
 
@@ -160,13 +239,17 @@ impl BlockReader {
         }
         loop {
             match self.file.read(&mut self.buf[self.end..]) {
-                Ok(0) => {
-                    self.eof = true;
-                    return Ok(Fill::Eof);
-                }
+                Ok(0) => match self.queue.pop_front() {
+                    Some(next) => return self.next_operand(next),
+                    None => {
+                        self.eof = true;
+                        return Ok(Fill::Eof);
+                    }
+                },
                 Ok(n) => {
                     self.end += n;
                     self.last_read = n;
+                    self.last_byte = Some(self.buf[self.end - 1]);
                     return Ok(Fill::Data);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -174,6 +257,39 @@ impl BlockReader {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Goes on with the next operand, after ending the last one's record with a delimiter if
+    /// it lacked one (as bytes read, so that a log of the input holds it too).
+    fn next_operand(&mut self, next: Operand) -> io::Result<Fill> {
+        let file = match &next {
+            Operand::Stdin => ManuallyDrop::new(stdin_file()),
+            Operand::File(path) => ManuallyDrop::new(open(path)?),
+        };
+        let unended = match (self.last_byte, self.delimiter.last()) {
+            (Some(b), Some(&d)) => b != d,
+            _ => false,
+        };
+        if unended {
+            self.make_room();
+            let d = self.delimiter.len();
+            self.buf[self.end..self.end + d].copy_from_slice(&self.delimiter);
+            self.end += d;
+        }
+        if self.owned {
+            // SAFETY: the old file is dropped exactly once, here, before it is replaced.
+            unsafe { ManuallyDrop::drop(&mut self.file) };
+        }
+        self.owned = next != Operand::Stdin;
+        self.stream = is_stream(&file);
+        self.file = file;
+        self.last_byte = None;
+        self.sources.push(Source {
+            start: self.base + self.end as u64,
+            index: self.sources.len(),
+            name: leak_name(&next),
+        });
+        Ok(if unended { Fill::Data } else { Fill::Idle })
     }
 
     /// Moves the unconsumed bytes to the front, and grows the buffer when a record fills it.
@@ -210,6 +326,23 @@ fn grow_pipe(file: &File) -> bool {
     use std::os::unix::fs::FileTypeExt;
     file.metadata().is_ok_and(|m| m.file_type().is_fifo())
         && rustix::pipe::fcntl_setpipe_size(file, PIPE_SIZE).is_ok_and(|n| n >= PIPE_SIZE)
+}
+
+/// Standard input, not to be closed.
+fn stdin_file() -> File {
+    // SAFETY: fd 0 is open for the life of the process; the caller keeps it from being
+    // closed (ManuallyDrop, and `owned` false).
+    unsafe { File::from_raw_fd(0) }
+}
+
+/// Opens a file operand, saying which one failed.
+fn open(path: &std::path::Path) -> io::Result<File> {
+    File::open(path).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))
+}
+
+/// An operand's name for the whole run (a few bytes per operand, once).
+fn leak_name(operand: &Operand) -> &'static str {
+    Box::leak(operand.name().into_boxed_str())
 }
 
 fn is_stream(file: &File) -> bool {

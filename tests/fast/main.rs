@@ -14,6 +14,7 @@ mod cli;
 mod delivery;
 mod failures;
 mod more;
+mod operands;
 mod routing;
 mod signals;
 mod transactions;

@@ -245,3 +245,20 @@ fn exactly_once_keeps_a_piece_unsent_after_a_second_kill() {
     assert!(dead[0].contains("byte 1500: cut short"), "{dead:?}");
     assert!(dead[1].contains("byte 2260: cut short"), "{dead:?}");
 }
+
+/// `--confirm`: one OK when ready, then one for each line, once the log holds it.
+#[test]
+fn exactly_once_confirms_each_line_once_it_is_in_the_log() {
+    let m = Mock::new(1);
+    m.topic("eo-confirm", 1);
+    m.offsets_topic();
+    let spool = temp_dir("fast-eo-confirm").join("spool");
+    let mut args = exactly_once("eo-confirm", &spool).to_vec();
+    args.push("--confirm");
+    let run = m.kpipe(&args, numbered(100).as_bytes());
+    assert_status(&run, Status::Ok);
+    assert_eq!(run.stdout_str(), "OK\n".repeat(101));
+    assert_each_once(&m.read("eo-confirm", 100), 100);
+    let run = m.kpipe(&["-t", "eo-confirm", "--confirm"], b"");
+    assert_status(&run, Status::Usage);
+}

@@ -197,3 +197,35 @@ fn records_to_many_topics_land_once_and_in_order_while_the_queue_limit_grows() {
         assert_eq!(seqs, want, "topic {t}: every record once, in input order");
     }
 }
+
+#[test]
+fn files_named_on_the_command_line_land_in_order_with_standard_input_between() {
+    let b = shared_brokers();
+    let topic = fresh_topic("operands");
+    create_topic(b, &topic, 1, 1, &[]);
+    let dir = temp_dir("operands");
+    let records = syslog_records(30_000);
+    let (first, rest) = records.split_at(10_000);
+    let (middle, last) = rest.split_at(10_000);
+    let a = dir.join("a.log");
+    // The first file's last line has no newline: it stays a record of its own.
+    std::fs::write(&a, first.join("\n")).unwrap();
+    let c = dir.join("c.log");
+    std::fs::write(&c, last.join("\n") + "\n").unwrap();
+    let args = [
+        "-b",
+        b,
+        "-t",
+        &topic,
+        a.to_str().unwrap(),
+        "-",
+        c.to_str().unwrap(),
+    ];
+    let run = kpipe(&args, (middle.join("\n") + "\n").as_bytes());
+    assert_status(&run, Status::Ok);
+    let landed = read_topic(b, &topic, records.len(), Duration::from_secs(60));
+    assert_eq!(landed.len(), records.len());
+    for (i, (l, r)) in landed.iter().zip(&records).enumerate() {
+        assert_eq!(l.value.as_deref(), Some(r.as_bytes()), "record {i} differs");
+    }
+}

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::syslog_ng::{free_port, loggen_file, seq_of, write_messages};
+use crate::syslog_ng::{free_port, loggen, loggen_file, seq_of, write_messages};
 use crate::util::*;
 
 const EXAMPLE: &str = "contrib/rsyslog/kpipe.conf";
@@ -121,6 +121,38 @@ impl Rsyslog {
                 self.log()
             );
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The kpipe rsyslogd runs now, if one is running.
+    fn kpipe_pid(&self) -> Option<u32> {
+        let parent = self.child.as_ref()?.id().to_string();
+        let out = Command::new("pgrep")
+            .args(["-P", &parent, "-x", "kpipe"])
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// SIGKILLs the kpipe rsyslogd runs (waiting up to 10 s for one), and returns its pid.
+    fn kill_kpipe(&self, other_than: Option<u32>) -> u32 {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match self.kpipe_pid() {
+                Some(pid) if Some(pid) != other_than => {
+                    let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+                    return pid;
+                }
+                _ => {
+                    assert!(Instant::now() < deadline, "no kpipe ran: {}", self.log());
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
         }
     }
 
@@ -241,4 +273,67 @@ fn rsyslog_stopped_and_started_during_a_broker_outage_loses_nothing() {
         r.log()
     );
     r.stop();
+}
+
+#[test]
+fn kpipe_killed_under_rsyslog_loses_nothing_and_duplicates_at_most_one_message_a_kill() {
+    let c = Cluster::start("rsyslog-kills", 1);
+    let b = c.bootstrap.clone();
+    let prefix = fresh_topic("rsyslog-kills");
+    let programs = ["app0", "app1", "app2"];
+    for p in programs {
+        create_topic(&b, &format!("{prefix}.{p}"), 3, 1, &[]);
+    }
+    let dir = temp_dir("rsyslog-kills");
+    let file = dir.join("messages.txt");
+    const TOTAL: u64 = 50_000;
+    write_messages(&file, 0..TOTAL);
+    let port = free_port();
+    // -v instead of -q: a failure shows each kpipe's start, resends and commits.
+    let conf = example_conf(&dir, port, &b, &prefix).replace(" -q\"", " -v\"");
+    let r = Rsyslog::start(&dir, port, &conf);
+    let sender = std::thread::spawn(move || {
+        // loggen stops after --interval (10 s by default) even with lines left to send.
+        let file = file.to_string_lossy().into_owned();
+        let args = [
+            "--rate",
+            "5000",
+            "--interval",
+            "60",
+            "--read-file",
+            &file,
+            "--dont-parse",
+        ];
+        loggen(port, &args)
+    });
+    // Three kills while the messages flow, the second followed at once by a kill of the kpipe
+    // rsyslog starts next, before it can have said it is ready.
+    let mut kills = 0;
+    for alone in [true, false, true] {
+        std::thread::sleep(Duration::from_secs(2));
+        let killed = r.kill_kpipe(None);
+        kills += 1;
+        if !alone {
+            r.kill_kpipe(Some(killed));
+            kills += 1;
+        }
+    }
+    // The broker away for 10 s in the middle of the flow's end.
+    c.kill_node(1);
+    std::thread::sleep(Duration::from_secs(10));
+    c.start_node(1);
+    sender.join().unwrap();
+    let seqs = landed(&b, &prefix, &programs, TOTAL as usize);
+    let unique: BTreeSet<u64> = seqs.iter().copied().collect();
+    let lost: Vec<u64> = (0..TOTAL).filter(|s| !unique.contains(s)).collect();
+    assert!(
+        lost.is_empty(),
+        "{} lost: {:?}\n{}",
+        lost.len(),
+        &lost[..lost.len().min(20)],
+        r.log()
+    );
+    let twice = seqs.len() - unique.len();
+    eprintln!("{twice} duplicates after {kills} kills");
+    assert!(twice <= kills, "{twice} duplicates after {kills} kills");
 }

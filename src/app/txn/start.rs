@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use super::setup::Setup;
-use super::App;
+use crate::app::setup::Setup;
+use crate::app::App;
 use crate::exit::Status;
 use crate::guarantee::Mode;
 use crate::input::{BlockReader, Fill};
@@ -15,12 +15,16 @@ use crate::journal::Journal;
 use crate::say;
 use crate::sink::Sink;
 
-use super::txn::TXN_WAIT;
+use super::TXN_WAIT;
+use crate::app::confirm::Confirm;
 
 impl App {
     /// Fences the id's earlier producer; for a stream, finds the committed position and puts
     /// what the log holds after it ahead of the input.
-    pub(super) fn start_transactions(&mut self, input: &mut BlockReader) -> Result<(), Setup> {
+    pub(in crate::app) fn start_transactions(
+        &mut self,
+        input: &mut BlockReader,
+    ) -> Result<(), Setup> {
         self.find_committed(input).map_err(|e| {
             let status = match e.downcast_ref::<crate::sink::TxnStartError>() {
                 Some(s) => s.status(),
@@ -31,7 +35,7 @@ impl App {
     }
 
     fn find_committed(&mut self, input: &mut BlockReader) -> Result<()> {
-        let Some(txn) = &mut self.txn else {
+        let Some(txn) = self.delivery.txn_mut() else {
             return Ok(());
         };
         if txn.t.derived && !self.s.quiet {
@@ -54,13 +58,14 @@ impl App {
         // Fencing and reading the offsets topic take a second or so; meanwhile the input goes
         // into the log, where a kill cannot take it, rather than wait in the pipe.
         let (t, client, starter) = (&txn.t, &self.s.client, k.starter());
+        let confirm = self.confirm.as_mut();
         let committed = std::thread::scope(|scope| {
             let start = scope.spawn(|| -> Result<Option<u64>> {
                 starter.init_transactions(t.timeout, TXN_WAIT)?;
                 crate::sink::ensure_offsets_topic(client, &t.offsets_topic, TXN_WAIT)?;
                 crate::sink::committed_position(client, &t.offsets_topic, &t.id, TXN_WAIT)
             });
-            let log_error = log_while(input, journal, || start.is_finished());
+            let log_error = log_while(input, journal, confirm, || start.is_finished());
             let started = start
                 .join()
                 .unwrap_or_else(|_| Err(anyhow::anyhow!("starting transactions panicked")));
@@ -73,7 +78,7 @@ impl App {
         let unlogged = input.window().to_vec();
         if let Some(e) = log_error {
             txn.logged_end = Some(journal.end());
-            let text = super::txn::log_failed(&mut txn.log_error, &e);
+            let text = super::log_failed(&mut txn.log_error, &e);
             self.io_error.get_or_insert(text);
         }
         let mut at = committed.unwrap_or(journal.start());
@@ -108,6 +113,7 @@ impl App {
 fn log_while(
     input: &mut BlockReader,
     journal: &mut Journal,
+    mut confirm: Option<&mut Confirm>,
     done: impl Fn() -> bool,
 ) -> Option<anyhow::Error> {
     while !done() {
@@ -120,6 +126,9 @@ fn log_while(
         let n = input.window().len();
         if let Err(e) = journal.append(input.fresh()) {
             return Some(e);
+        }
+        if let Some(c) = confirm.as_deref_mut() {
+            c.kept(input.fresh());
         }
         input.consume(n);
     }

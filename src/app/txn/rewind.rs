@@ -6,20 +6,22 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
-use super::lifecycle::Halt;
-use super::App;
+use crate::app::lifecycle::Halt;
+use crate::app::{App, Input};
 use crate::input::{BlockReader, Framer};
 
 impl App {
     /// Sends again from `at`: a stream's log after an abort, or (for a batch) its whole input,
     /// every record of which now fails with the abort's reason.
-    pub(super) fn rewind(
+    pub(in crate::app) fn rewind(
         &mut self,
         at: u64,
         input: &mut BlockReader,
         framer: &mut Box<dyn Framer>,
     ) {
-        let Some(txn) = &mut self.txn else { return };
+        let Some(txn) = self.delivery.txn_mut() else {
+            return;
+        };
         let Some(j) = &txn.journal else { return };
         let reader = match j.reader(at).context("reading the log back") {
             Ok(r) => r,
@@ -58,7 +60,8 @@ impl App {
                 return false;
             }
             let end = input.at_eof();
-            self.handle_pieces(input, framer, end);
+            let input_is = if end { Input::Over } else { Input::GoesOn };
+            self.handle_pieces(input, framer, input_is);
             if end {
                 return true;
             }

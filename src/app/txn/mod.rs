@@ -1,19 +1,25 @@
 //! Transactional runs, around the loop: when to open, commit or abort a transaction, where the
-//! committed position stands in the log (txn_rewind.rs reads it back after an abort).
+//! committed position stands in the log (start.rs finds it, rewind.rs reads the log back
+//! after an abort).
 //! `next_step` decides; the rest carries it out.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
+mod rewind;
+mod start;
+
+use super::confirm::Confirm;
 use super::lifecycle::Halt;
 use super::outbox::Outbox;
-use super::App;
+use super::{App, Input};
 use crate::failed::Stored;
 use crate::guarantee::{Mode, Transactions};
-use crate::input::BlockReader;
+use crate::input::{BlockReader, Fill};
 use crate::journal::Journal;
 use crate::message::Origin;
 use crate::reason::Reason;
@@ -25,47 +31,50 @@ use crate::wire::Record;
 /// How many aborts in a row after the input is over are resent at once (see `aborted`).
 const ABORTS_AT_END: u32 = 3;
 
+/// How much input may be read into the log while a commit waits (see `log_ahead`).
+const LOGGED_AHEAD: usize = 8 << 20;
+
 /// How long a commit or abort may block, at most.
 pub(super) const TXN_WAIT: Duration = Duration::from_secs(60);
 
 /// A transactional run's state.
 pub(super) struct Txn {
-    pub t: Transactions,
+    t: Transactions,
     /// `--exactly-once`: the log in the spool. `--atomic` with a dead-letter file: a private
     /// log of the input, to put every record there if the transaction aborts.
-    pub journal: Option<Journal>,
+    journal: Option<Journal>,
     /// `--atomic`'s private log directory, removed at the end.
     temp_dir: Option<PathBuf>,
     /// The log position the last commit recorded.
-    pub committed: u64,
+    committed: u64,
     /// Every record before this position was handed to the open transaction or settled.
-    pub position: u64,
+    position: u64,
     /// Lines read up to `position`, for line numbers after a rewind.
-    pub position_lines: u64,
+    position_lines: u64,
     /// Input before this offset was judged in an earlier pass: read again after an abort, its
     /// bad records are not reported, counted or dead-lettered twice.
-    pub judged: u64,
+    judged: u64,
     /// A record could not be handed over: nothing after it may be sent in this run.
-    pub blocked: bool,
+    blocked: bool,
     /// When the open transaction began.
-    pub opened: Option<Instant>,
+    opened: Option<Instant>,
     /// The counts when the last commit was made, restored when a rewind resends.
     counted: Counted,
     /// Records handed to the open transaction.
-    pub sent: u64,
+    sent: u64,
     /// Aborts in a row since the last commit: a stream's after its input was over, a
     /// batch's for purged records.
     aborts_at_end: u32,
     /// Why the transaction was aborted; from then on every record fails with it.
-    pub aborted: Option<Reason>,
+    aborted: Option<Reason>,
     /// Why the log could not take more input, once it could not.
-    pub log_error: Option<String>,
+    log_error: Option<String>,
     /// `--atomic` with the derived id: held while the run lasts, so that a second job with the
     /// same id on this host refuses to start instead of fencing this one.
     _id_lock: Option<std::fs::File>,
     /// Where the log ends once it could not take more: input past it is not sent (a record
     /// not in the log could be lost to a kill, and one partly in it would arrive cut).
-    pub logged_end: Option<u64>,
+    logged_end: Option<u64>,
 }
 
 /// The input counted up to a commit: records, bytes and empty records read (the ledger's
@@ -237,14 +246,57 @@ pub(super) fn log_failed(log_error: &mut Option<String>, e: &anyhow::Error) -> S
     text
 }
 
-/// Hands a record read from the input over: inside the transaction when there is one.
-pub(super) fn send(txn: &mut Option<Txn>, out: &mut Outbox, rec: &Record, origin: Origin) {
-    match txn {
-        Some(t) => t.send(out, rec, origin),
-        None => {
-            out.send(rec, origin);
-        }
+/// Appends what the last read took from the input to the log (when there is one that still
+/// takes input), then confirms its lines. The error, said, if the log could not take it.
+fn log_block(
+    txn: &mut Txn,
+    input: &BlockReader,
+    confirm: Option<&mut Confirm>,
+) -> Result<(), String> {
+    let (Some(j), None) = (&mut txn.journal, &txn.log_error) else {
+        return Ok(());
+    };
+    if input.fresh().is_empty() {
+        return Ok(());
     }
+    if let Err(e) = j.append(input.fresh()) {
+        // The window starts at a record boundary: a record begun in an earlier block and
+        // ended in this one leaves the log too.
+        let _ = j.truncate(input.offset());
+        txn.logged_end = Some(j.end());
+        return Err(log_failed(&mut txn.log_error, &e));
+    }
+    if let Some(c) = confirm {
+        c.kept(input.fresh());
+    }
+    Ok(())
+}
+
+/// While a commit waits (for a broker that is away, say), the input goes on into the log, and
+/// is confirmed, instead of waiting in the pipe, where a kill would take it: read into the
+/// window (up to `LOGGED_AHEAD` bytes), logged, and handled after the commit.
+fn log_ahead(
+    txn: &mut Txn,
+    input: &mut BlockReader,
+    mut confirm: Option<&mut Confirm>,
+    done: impl Fn() -> bool,
+) -> Result<bool, String> {
+    let mut took = false;
+    while !done() {
+        if input.window().len() >= LOGGED_AHEAD || input.at_eof() {
+            std::thread::sleep(Duration::from_millis(1));
+            continue;
+        }
+        match input.fill(Duration::from_millis(1)) {
+            Ok(Fill::Data) => {}
+            Ok(Fill::Idle | Fill::Eof) => continue,
+            // The main loop finds out again when it reads.
+            Err(_) => return Ok(took),
+        }
+        log_block(txn, input, confirm.as_deref_mut())?;
+        took = true;
+    }
+    Ok(took)
 }
 
 impl Txn {
@@ -362,19 +414,10 @@ impl Drop for Txn {
 impl App {
     /// Logs what the last read took from the input, before any record in it is sent.
     pub(super) fn log_input(&mut self, input: &BlockReader) {
-        let Some(txn) = &mut self.txn else { return };
-        let (Some(j), None) = (&mut txn.journal, &txn.log_error) else {
+        let Some(txn) = self.delivery.txn_mut() else {
             return;
         };
-        if input.fresh().is_empty() {
-            return;
-        }
-        if let Err(e) = j.append(input.fresh()) {
-            // The window starts at a record boundary: a record begun in the last block and
-            // ended in this one leaves the log too.
-            let _ = j.truncate(input.offset());
-            txn.logged_end = Some(j.end());
-            let text = log_failed(&mut txn.log_error, &e);
+        if let Err(text) = log_block(txn, input, self.confirm.as_mut()) {
             self.io_error.get_or_insert(text);
             self.out.life.halt(Halt::InputFailed);
         }
@@ -382,13 +425,14 @@ impl App {
 
     /// Whether a transaction is open (it must be settled before the run ends).
     pub(super) fn transaction_open(&self) -> bool {
-        self.txn.as_ref().is_some_and(|t| t.opened.is_some())
+        self.delivery.txn().is_some_and(|t| t.opened.is_some())
     }
 
     /// Commits or aborts when `next_step` says so. Returns the position to resend from when a
     /// stream's transaction was aborted while reading goes on.
-    pub(super) fn settle(&mut self, input_done: bool) -> Option<u64> {
-        let txn = self.txn.as_ref()?;
+    pub(super) fn settle(&mut self, input: Input, reader: &mut BlockReader) -> Option<u64> {
+        let input_done = input == Input::Over;
+        let txn = self.delivery.txn()?;
         let failure = self.out.sink.kafka().and_then(|k| k.txn_failure());
         let seen = Seen {
             open: txn.opened.is_some(),
@@ -399,7 +443,7 @@ impl App {
         };
         match next_step(txn.t.mode, txn.t.commit_interval, seen) {
             Step::Nothing => None,
-            Step::Commit => self.commit(input_done),
+            Step::Commit => self.commit(input_done, reader),
             Step::Abort => {
                 let why = failure.map_or_else(|| self.stop_reason(), |r| r.to_string());
                 self.aborted(why, input_done)
@@ -420,8 +464,8 @@ impl App {
         }
     }
 
-    fn commit(&mut self, input_done: bool) -> Option<u64> {
-        let txn = self.txn.as_mut()?;
+    fn commit(&mut self, input_done: bool, input: &mut BlockReader) -> Option<u64> {
+        let txn = self.delivery.txn_mut()?;
         let k = self.out.sink.kafka()?;
         if txn.t.mode == Mode::ExactlyOnce {
             while k
@@ -437,7 +481,36 @@ impl App {
             }
         }
         let began = Instant::now();
-        match k.commit(TXN_WAIT) {
+        let logs_ahead = txn.t.mode == Mode::ExactlyOnce && !input_done && input.is_stream();
+        let committed = match logs_ahead {
+            true => {
+                // The producer stays on this thread (its topic handles are not Send).
+                let done = AtomicBool::new(false);
+                let confirm = self.confirm.as_mut();
+                std::thread::scope(|scope| {
+                    let ahead =
+                        scope.spawn(|| log_ahead(txn, input, confirm, || done.load(Relaxed)));
+                    let committed = k.commit(TXN_WAIT);
+                    done.store(true, Relaxed);
+                    let ahead = ahead
+                        .join()
+                        .unwrap_or_else(|_| Err("logging ahead panicked".into()));
+                    (committed, ahead)
+                })
+            }
+            false => (k.commit(TXN_WAIT), Ok(false)),
+        };
+        let (committed, ahead) = committed;
+        match ahead {
+            Ok(took) => self.logged_ahead |= took,
+            Err(text) => {
+                self.logged_ahead = true;
+                self.io_error.get_or_insert(text);
+                self.out.life.halt(Halt::InputFailed);
+            }
+        }
+        let txn = self.delivery.txn_mut()?;
+        match committed {
             Ok(n) => {
                 if self.s.verbose >= 1 {
                     say!(
@@ -480,7 +553,7 @@ impl App {
     /// After an abort: a batch fails every record it read; a stream resends from the
     /// committed position (now, if reading goes on; else the next run does).
     fn aborted(&mut self, why: String, input_done: bool) -> Option<u64> {
-        let txn = self.txn.as_mut()?;
+        let txn = self.delivery.txn_mut()?;
         let k = self.out.sink.kafka()?;
         if let Err(TxnFailed::Fatal(e) | TxnFailed::Aborted(e)) = k.abort(TXN_WAIT) {
             self.out.fatal.get_or_insert(e);
@@ -538,5 +611,4 @@ impl App {
 }
 
 #[cfg(test)]
-#[path = "txn_tests.rs"]
 mod tests;
