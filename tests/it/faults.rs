@@ -19,9 +19,10 @@ fn feed(
 ) {
     for (i, chunk) in records.chunks(block).enumerate() {
         at(i);
-        stdin
-            .write_all((chunk.join("\n") + "\n").as_bytes())
-            .expect("write to kpipe");
+        // kpipe gone early: its status and stderr, asserted next, say why.
+        if stdin.write_all((chunk.join("\n") + "\n").as_bytes()).is_err() {
+            return;
+        }
         std::thread::sleep(pause);
     }
 }
@@ -67,7 +68,10 @@ fn broker_that_starts_after_kpipe_gets_everything() {
     create_topic(&c.bootstrap, &topic, 1, 1, &[]);
     c.kill_node(1);
     let records = syslog_records(20_000);
-    let mut child = spawn(&["-b", &c.bootstrap, "-t", &topic]);
+    // The broker's JVM may take longer than the default --connect-timeout to start while the
+    // rest of the tier loads the machine; riding out a late broker is what is tested here.
+    let args = ["-b", &c.bootstrap, "-t", &topic, "--connect-timeout", "5m"];
+    let mut child = spawn(&args);
     let mut stdin = child.stdin.take().unwrap();
     // On its own thread: with the broker down kpipe fills its buffer and stops reading, and
     // this writer blocks, as backpressure should make it.
@@ -88,7 +92,10 @@ fn single_broker_restarted_mid_stream_keeps_every_record_once() {
     let topic = fresh_topic("restart");
     create_topic(&c.bootstrap, &topic, 1, 1, &[]);
     let records = syslog_records(50_000);
-    let mut child = spawn(&["-b", &c.bootstrap, "-t", &topic]);
+    // Killed 0.6 s in, the broker may not have answered yet on a loaded machine, and its
+    // restart may take longer than the default --connect-timeout.
+    let args = ["-b", &c.bootstrap, "-t", &topic, "--connect-timeout", "5m"];
+    let mut child = spawn(&args);
     let mut stdin = child.stdin.take().unwrap();
     feed(&mut stdin, &records, 1000, Duration::from_millis(40), |i| {
         if i == 15 {
