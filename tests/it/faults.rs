@@ -20,7 +20,10 @@ fn feed(
     for (i, chunk) in records.chunks(block).enumerate() {
         at(i);
         // kpipe gone early: its status and stderr, asserted next, say why.
-        if stdin.write_all((chunk.join("\n") + "\n").as_bytes()).is_err() {
+        if stdin
+            .write_all((chunk.join("\n") + "\n").as_bytes())
+            .is_err()
+        {
             return;
         }
         std::thread::sleep(pause);
