@@ -490,32 +490,7 @@ def kpipe_binary(path):
 
 
 def publish(section, after=None):
-    """Puts the section file into BENCHMARKS.md: the section of the same heading is replaced in
-    place; a new one goes after the section headed `after` (else at the end). BENCHMARKS.md is
-    not regenerated from bench/run's results: target/bench/results/LATEST.json need not be the
-    full run it was made from, and sections were added to it by hand. bench/run's own full
-    report includes bench/syslog-ng.md and bench/rsyslog.md as they are."""
-    md = ROOT / "BENCHMARKS.md"
-    text = section.read_text().rstrip() + "\n"
-    heading = text.splitlines()[0]
-    lines = md.read_text().splitlines(keepends=True)
-
-    def span(h):
-        starts = [i for i, l in enumerate(lines) if l.rstrip("\n") == h]
-        if not starts:
-            return None
-        s = starts[0]
-        e = next((i for i in range(s + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        return s, e
-
-    here = span(heading)
-    if here:
-        s, e = here
-    else:
-        prev = span(after) if after else None
-        s = e = prev[1] if prev else len(lines)
-    block = [text, "\n"] if e < len(lines) else [text]
-    if s == len(lines) and lines and lines[-1].strip():
-        block = ["\n"] + block
-    md.write_text("".join(lines[:s] + block + lines[e:]))
-    log(f"{'replaced' if here else 'added'} \"{heading}\" in {md}")
+    """Says where the section file is: BENCHMARKS.md links the reports of bench/syslog-ng,
+    bench/rsyslog and bench/transactions rather than holding them (`after` is kept for the
+    callers)."""
+    print(f"report: {section.relative_to(ROOT)} (linked from BENCHMARKS.md)")
