@@ -23,7 +23,7 @@ _kpipe() {
 
     case "${cmd}" in
         kpipe)
-            opts="-b -t -f -D -K -k -H -p -X -F -z -q -v -h -V --brokers --host --port --topic --format --delimiter --key-delimiter --key --header --fallback-topic --topic-allow --timestamp-field --partition --on-error --max-record-size --dry-run --property --config --tls --ca --cert --tls-key --tls-insecure --sasl-mechanism --sasl-username --sasl-password-file --compression --acks --connect-timeout --delivery-timeout --retry-backoff --retry-backoff-max --max-buffered --dead-letter --spool --atomic --exactly-once --confirm --transactional-id --transaction-timeout --commit-interval --offsets-topic --shutdown-timeout --stats --stats-interval --metrics --metrics-file --no-progress --quiet --verbose --help --version"
+            opts="-b -t -f -D -K -k -H -p -X -F -z -q -v -h -V --brokers --host --port --topic --format --delimiter --key-delimiter --key --header --fallback-topic --topic-allow --timestamp-field --partition --on-error --max-record-size --dry-run --property --config --tls --ca --cert --tls-key --tls-insecure --sasl-mechanism --sasl-username --sasl-password-file --compression --acks --connect-timeout --delivery-timeout --retry-backoff --retry-backoff-max --max-buffered --dead-letter --spool --atomic --exactly-once --confirm --drop-resent --transactional-id --transaction-timeout --commit-interval --offsets-topic --shutdown-timeout --stats --stats-interval --metrics --metrics-file --no-progress --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

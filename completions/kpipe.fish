@@ -60,6 +60,7 @@ complete -c kpipe -l tls-insecure -d 'Do not verify the brokers\' certificates o
 complete -c kpipe -l atomic -d 'Send the whole input in one Kafka transaction, committed at EOF: all of it or none'
 complete -c kpipe -l exactly-once -d 'Write every record to a log in the --spool DIR before sending, and send in transactions that also record the log position: no record twice, even across SIGKILL'
 complete -c kpipe -l confirm -d 'rsyslog omprog\'s confirmMessages protocol on stdout: OK once ready, then OK for each line once it is in --exactly-once\'s log, so rsyslog resends what a killed kpipe had not kept'
+complete -c kpipe -l drop-resent -d 'With --confirm: a first line that is byte for byte the last one in the log is the one a killed kpipe kept but did not confirm, sent again: dropped. Give each message a uuid'
 complete -c kpipe -l no-progress -d 'Never show the live progress line, even on a terminal'
 complete -c kpipe -s q -l quiet -d 'Print nothing on success and one line on failure'
 complete -c kpipe -s v -l verbose -d 'More detail on stderr; twice shows librdkafka\'s own log'

@@ -219,6 +219,11 @@ pub struct Cli {
     #[arg(long, requires = "exactly_once")]
     pub confirm: bool,
 
+    /// With --confirm: a first line that is byte for byte the last one in the log is the one a
+    /// killed kpipe kept but did not confirm, sent again: dropped. Give each message a uuid.
+    #[arg(long, requires = "confirm")]
+    pub drop_resent: bool,
+
     /// Transactional id for --atomic or --exactly-once; a run with the same id fences the last.
     #[arg(long, value_name = "ID")]
     pub transactional_id: Option<String>,

@@ -55,6 +55,8 @@ pub struct Settings {
     pub inputs: Vec<Operand>,
     /// `--confirm`: OK on stdout for each line once it is in the log.
     pub confirm: bool,
+    /// `--drop-resent`: the first line, if it is the log's last, is not logged again.
+    pub drop_resent: bool,
 }
 
 impl Settings {
@@ -150,6 +152,7 @@ impl Settings {
             transactions,
             inputs,
             confirm: cli.confirm,
+            drop_resent: cli.drop_resent,
         };
         Ok((settings, router))
     }

@@ -18,6 +18,8 @@ use anyhow::{Context, Result};
 /// A segment is closed and a new one started once it holds this much.
 const SEGMENT_BYTES: u64 = 64 << 20;
 const SUFFIX: &str = ".log";
+/// How far back from the log's end its last record is looked for (`last_record`).
+const LAST_RECORD_BYTES: u64 = 1 << 20;
 /// The file of cut pieces' end positions, one decimal number a line.
 const CUTS: &str = "cuts";
 
@@ -147,6 +149,26 @@ impl Journal {
         self.save_cuts()?;
         self.append(delimiter)?;
         Ok(true)
+    }
+
+    /// The log's last record with its delimiter, if the log ends with one and the record
+    /// begins within its last `LAST_RECORD_BYTES`.
+    pub fn last_record(&self, delimiter: &[u8]) -> Result<Option<Vec<u8>>> {
+        let from = self.end.saturating_sub(LAST_RECORD_BYTES).max(self.start());
+        let mut tail = Vec::new();
+        self.reader(from)?
+            .read_to_end(&mut tail)
+            .with_context(|| format!("reading the log in {}", self.dir.display()))?;
+        let Some(body) = tail.strip_suffix(delimiter) else {
+            return Ok(None);
+        };
+        let begins = match memchr::memmem::rfind(body, delimiter) {
+            Some(i) => i + delimiter.len(),
+            // Only the log's very start is known to be a record's start.
+            None if from == 0 => 0,
+            None => return Ok(None),
+        };
+        Ok(Some(tail[begins..].to_vec()).filter(|r| r.len() > delimiter.len()))
     }
 
     /// Whether a record ending at `end` is the piece a killed run left (see `mend`).
@@ -431,6 +453,25 @@ mod tests {
         let j = Journal::open(dir.path()).unwrap();
         assert!(!j.is_cut(5));
         assert!(!dir.path().join(CUTS).exists());
+    }
+
+    #[test]
+    fn finds_the_last_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path()).unwrap();
+        assert_eq!(j.last_record(b"\n").unwrap(), None);
+        j.append(b"only\n").unwrap();
+        assert_eq!(
+            j.last_record(b"\n").unwrap().as_deref(),
+            Some(&b"only\n"[..])
+        );
+        j.append(b"one\ntwo\n").unwrap();
+        assert_eq!(
+            j.last_record(b"\n").unwrap().as_deref(),
+            Some(&b"two\n"[..])
+        );
+        j.append(b"thr").unwrap();
+        assert_eq!(j.last_record(b"\n").unwrap(), None);
     }
 
     #[test]

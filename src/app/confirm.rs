@@ -14,9 +14,26 @@ pub(super) struct Confirm {
     buf: Vec<u8>,
     /// Standard output failed (rsyslog is gone): nothing more is answered.
     broken: bool,
+    /// `--drop-resent`: the log's last line (with its delimiter) until the first line comes.
+    resent: Option<Vec<u8>>,
 }
 
 impl Confirm {
+    /// Drops the first line if it is `last`, the log's last (`--drop-resent`).
+    pub fn drop_resent(&mut self, last: Option<Vec<u8>>) {
+        self.resent = last;
+    }
+
+    /// How many bytes at the start of `fresh`, the first input, are the line the last run kept
+    /// but did not confirm (rsyslog sends an unconfirmed message again, first): not to be
+    /// logged again. Asked once; 0 from then on.
+    pub fn resent_len(&mut self, fresh: &[u8]) -> usize {
+        match self.resent.take() {
+            Some(last) if fresh.starts_with(&last) => last.len(),
+            _ => 0,
+        }
+    }
+
     /// Tells the caller that kpipe takes records now.
     pub fn ready(&mut self) {
         self.answer(1);

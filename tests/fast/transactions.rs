@@ -262,3 +262,24 @@ fn exactly_once_confirms_each_line_once_it_is_in_the_log() {
     let run = m.kpipe(&["-t", "eo-confirm", "--confirm"], b"");
     assert_status(&run, Status::Usage);
 }
+
+/// `--drop-resent`: rsyslog sends the message a killed kpipe kept but did not confirm again,
+/// first; equal to the log's last line, it is confirmed and not kept twice.
+#[test]
+fn exactly_once_drops_the_line_a_killed_run_kept_and_rsyslog_sent_again() {
+    let m = Mock::new(1);
+    m.topic("eo-resent", 1);
+    m.offsets_topic();
+    let spool = temp_dir("fast-eo-resent").join("spool");
+    let mut args = exactly_once("eo-resent", &spool).to_vec();
+    args.extend(["--confirm", "--drop-resent"]);
+    let run = m.kpipe(&args, numbered(5).as_bytes());
+    assert_status(&run, Status::Ok);
+    // Starting takes a while: the resent line comes while it does, as from rsyslog.
+    m.round_trip(1, Duration::from_millis(150));
+    let again = numbered(6);
+    let run = m.kpipe(&args, again[again.len() - 30..].as_bytes());
+    assert_status(&run, Status::Ok);
+    assert_eq!(run.stdout_str(), "OK\n".repeat(3));
+    assert_each_once(&m.read("eo-resent", 6), 6);
+}

@@ -54,6 +54,9 @@ impl App {
         // A piece of a record the last run left (killed, or out of space) is failed when it
         // is read (`Txn::withheld`), by this run or, if this one is killed first, the next.
         journal.mend(&self.s.delimiter)?;
+        if let Some(c) = self.confirm.as_mut().filter(|_| self.s.drop_resent) {
+            c.drop_resent(journal.last_record(&self.s.delimiter)?);
+        }
         let before = journal.end();
         // Fencing and reading the offsets topic take a second or so; meanwhile the input goes
         // into the log, where a kill cannot take it, rather than wait in the pipe.
@@ -124,7 +127,11 @@ fn log_while(
             Ok(Fill::Eof) | Err(_) => break,
         }
         let n = input.window().len();
-        if let Err(e) = journal.append(input.fresh()) {
+        // The window is read again from the log: a line not logged is dropped.
+        let resent = confirm
+            .as_deref_mut()
+            .map_or(0, |c| c.resent_len(input.fresh()));
+        if let Err(e) = journal.append(&input.fresh()[resent..]) {
             return Some(e);
         }
         if let Some(c) = confirm.as_deref_mut() {
