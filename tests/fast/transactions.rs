@@ -278,7 +278,7 @@ fn exactly_once_drops_the_line_a_killed_run_kept_and_rsyslog_sent_again() {
     // Starting takes a while: the resent line comes while it does, as from rsyslog.
     m.round_trip(1, Duration::from_millis(150));
     let again = numbered(6);
-    let run = m.kpipe(&args, again[again.len() - 30..].as_bytes());
+    let run = m.kpipe(&args, &again.as_bytes()[again.len() - 30..]);
     assert_status(&run, Status::Ok);
     assert_eq!(run.stdout_str(), "OK\n".repeat(3));
     assert_each_once(&m.read("eo-resent", 6), 6);
