@@ -190,10 +190,11 @@ impl App {
         self.out.sink.wait(Duration::ZERO);
         if input.at_eof() && input.window().is_empty() {
             self.out.life.input_ended(Instant::now());
-        } else if input.writer_trickles() {
+        } else if input.writer_trickles() && self.confirm.is_none() {
             // Let the pipe gather a few hundred records: they wait less than linger.ms would
             // make them wait anyway, and kpipe and its writer (syslog-ng writes each message on
-            // its own) stop waking each other for every record.
+            // its own) stop waking each other for every record. (Under --confirm nothing
+            // gathers: rsyslog waits for each answer before it writes the next.)
             std::thread::sleep(GATHER);
         }
     }
