@@ -249,7 +249,11 @@ impl Refused {
     /// format string, "%s", for "Disconnected", so it never does, and it logs a close without
     /// raising an error.)
     pub fn closed_at_hello(fac: &str, text: &str) -> bool {
-        fac == "FAIL" && text.contains("Disconnected") && text.contains("in state APIVERSION_QUERY")
+        // A listener closes; a broker that dies or restarts resets ("reset by peer"), which is
+        // an outage to ride out, not a protocol to change.
+        fac == "FAIL"
+            && text.contains("Disconnected: connection closed by peer")
+            && text.contains("in state APIVERSION_QUERY")
     }
 
     /// What to check.
@@ -416,6 +420,8 @@ mod tests {
         let closed = "127.0.0.1:33425/bootstrap: Disconnected: connection closed by peer: receive 0 after POLLIN (after 2ms in state APIVERSION_QUERY)";
         assert!(Refused::closed_at_hello("FAIL", closed));
         assert!(!Refused::closed_at_hello("REQTMOUT", closed));
+        let reset = "127.0.0.1:49965/bootstrap: Disconnected: connection reset by peer (after 2ms in state APIVERSION_QUERY)";
+        assert!(!Refused::closed_at_hello("FAIL", reset));
         let later = "127.0.0.1:9092/1: Disconnected: connection closed by peer: receive 0 after POLLIN (after 60012ms in state UP)";
         assert!(!Refused::closed_at_hello("FAIL", later));
         let refused = "127.0.0.1:1/bootstrap: Connect to ipv4#127.0.0.1:1 failed: Connection refused (after 0ms in state CONNECT)";
