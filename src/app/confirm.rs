@@ -26,7 +26,9 @@ impl Confirm {
 
     /// How many bytes at the start of `fresh`, the first input, are the line the last run kept
     /// but did not confirm (rsyslog sends an unconfirmed message again, first): not to be
-    /// logged again. Asked once; 0 from then on.
+    /// logged again. Asked once, while transactions start (`log_while`, whose input is read
+    /// again from the log; later, dropping bytes would shift every log position after them);
+    /// 0 from then on.
     pub fn resent_len(&mut self, fresh: &[u8]) -> usize {
         match self.resent.take() {
             Some(last) if fresh.starts_with(&last) => last.len(),

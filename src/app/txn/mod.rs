@@ -251,18 +251,13 @@ pub(super) fn log_failed(log_error: &mut Option<String>, e: &anyhow::Error) -> S
 fn log_block(
     txn: &mut Txn,
     input: &BlockReader,
-    mut confirm: Option<&mut Confirm>,
+    confirm: Option<&mut Confirm>,
 ) -> Result<(), String> {
     let (Some(j), None) = (&mut txn.journal, &txn.log_error) else {
         return Ok(());
     };
     if input.fresh().is_empty() {
         return Ok(());
-    }
-    // A line resent by rsyslog is dropped only while transactions start (`log_while`), when
-    // the input is read again from the log; here it would shift every position after it.
-    if let Some(c) = confirm.as_deref_mut() {
-        c.resent_len(&[]);
     }
     if let Err(e) = j.append(input.fresh()) {
         // The window starts at a record boundary: a record begun in an earlier block and
