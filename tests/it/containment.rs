@@ -96,14 +96,14 @@ fn dead_letter_and_stats_files_another_user_planted_are_refused() {
 #[test]
 fn an_atomic_log_directory_another_user_made_first_is_refused() {
     let dir = shared_dir("atomic-planted");
-    // The private log is named by kpipe's pid: nobody plants one for each of the next pids.
-    let d = dir.display();
-    as_nobody(&format!(
-        "last=$(cat /proc/sys/kernel/ns_last_pid); cd {d} && mkdir $(seq -f '.kpipe-atomic-%g' $((last+1)) $((last+3000)))"
-    ));
     let dl = dir.join("dl.ndjson").to_string_lossy().into_owned();
-    let run = kpipe(
-        &[
+    // The private log is named by kpipe's pid: the shell plants it for its own pid as nobody,
+    // then becomes kpipe (exec keeps the pid), so the name is the one kpipe will choose.
+    let plant = "setpriv --reuid nobody --regid nogroup --clear-groups \
+                 mkdir \"$0/.kpipe-atomic-$$\" && exec \"$@\"";
+    let child = Command::new("sh")
+        .args(["-c", plant, &dir.to_string_lossy(), kpipe_bin()])
+        .args([
             "-b",
             shared_brokers(),
             "-t",
@@ -111,9 +111,15 @@ fn an_atomic_log_directory_another_user_made_first_is_refused() {
             "--atomic",
             "--dead-letter",
             &dl,
-        ],
-        b"secret record\n",
-    );
+        ])
+        .env_remove("KPIPE_BROKERS")
+        .env_remove("KPIPE_TOPIC")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting kpipe");
+    let run = run_with_input(child, b"secret record\n");
     assert_status(&run, Status::CantCreat);
     assert!(run.stderr.contains("exists already"), "{}", run.stderr);
 }
