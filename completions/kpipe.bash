@@ -23,7 +23,7 @@ _kpipe() {
 
     case "${cmd}" in
         kpipe)
-            opts="-b -t -f -D -K -k -H -p -X -F -z -q -v -h -V --brokers --host --port --topic --format --delimiter --key-delimiter --key --header --fallback-topic --topic-allow --timestamp-field --partition --on-error --max-record-size --dry-run --property --config --tls --ca --cert --tls-key --tls-insecure --sasl-mechanism --sasl-username --sasl-password-file --compression --acks --connect-timeout --delivery-timeout --retry-backoff --retry-backoff-max --max-buffered --dead-letter --spool --atomic --exactly-once --confirm --drop-resent --transactional-id --transaction-timeout --commit-interval --offsets-topic --shutdown-timeout --stats --stats-interval --metrics --metrics-file --no-progress --quiet --verbose --help --version"
+            opts="-b -t -f -D -K -k -H -p -X -F -z -q -v -h -V --brokers --host --port --topic --format --delimiter --key-delimiter --key --header --fallback-topic --topic-allow --timestamp-field --partition --on-error --max-record-size --dry-run --property --config --tls --ca --cert --tls-key --tls-insecure --sasl-mechanism --sasl-username --sasl-password-file --kerberos-keytab --kerberos-principal --kerberos-service-name --oauth-token-url --oauth-client-id --oauth-client-secret-file --oauth-scope --compression --acks --connect-timeout --delivery-timeout --retry-backoff --retry-backoff-max --max-buffered --dead-letter --spool --atomic --exactly-once --confirm --drop-resent --transactional-id --transaction-timeout --commit-interval --offsets-topic --shutdown-timeout --stats --stats-interval --metrics --metrics-file --no-progress --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -150,7 +150,7 @@ _kpipe() {
                     return 0
                     ;;
                 --sasl-mechanism)
-                    COMPREPLY=($(compgen -W "PLAIN SCRAM-SHA-256 SCRAM-SHA-512" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "PLAIN SCRAM-SHA-256 SCRAM-SHA-512 GSSAPI OAUTHBEARER" -- "${cur}"))
                     return 0
                     ;;
                 --sasl-username)
@@ -158,6 +158,34 @@ _kpipe() {
                     return 0
                     ;;
                 --sasl-password-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kerberos-keytab)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kerberos-principal)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kerberos-service-name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --oauth-token-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --oauth-client-id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --oauth-client-secret-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --oauth-scope)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -25,11 +25,20 @@ complete -c kpipe -s F -l config -d 'librdkafka properties from FILE (key=value 
 complete -c kpipe -l ca -d 'CA certificates (PEM) to verify the brokers with; implies --tls' -r -F
 complete -c kpipe -l cert -d 'Client certificate (PEM) for mutual TLS, with --tls-key; implies --tls' -r -F
 complete -c kpipe -l tls-key -d 'Client private key (PEM) for mutual TLS (--key is the record key)' -r -F
-complete -c kpipe -l sasl-mechanism -d 'SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (SASL_SSL with --tls, else SASL_PLAINTEXT)' -r -f -a "PLAIN\t'User name and password, sent as they are (use with --tls)'
+complete -c kpipe -l sasl-mechanism -d 'SASL mechanism: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, GSSAPI or OAUTHBEARER (SASL_SSL with --tls, else SASL_PLAINTEXT)' -r -f -a "PLAIN\t'User name and password, sent as they are (use with --tls)'
 SCRAM-SHA-256\t'Salted challenge-response with SHA-256'
-SCRAM-SHA-512\t'Salted challenge-response with SHA-512'"
+SCRAM-SHA-512\t'Salted challenge-response with SHA-512'
+GSSAPI\t'Kerberos: a ticket from --kerberos-keytab, or the one kinit left in the ticket cache'
+OAUTHBEARER\t'OAuth 2 tokens from an OIDC issuer (client credentials, --oauth-token-url)'"
 complete -c kpipe -l sasl-username -d 'SASL user name' -r
 complete -c kpipe -l sasl-password-file -d 'File whose first line is the SASL password (mode 600); or set KPIPE_SASL_PASSWORD' -r -F
+complete -c kpipe -l kerberos-keytab -d 'Kerberos keytab (mode 600) for --kerberos-principal: kpipe runs kinit with it at start and every minute, into a ticket cache of its own. Without it, the cache kinit left is used' -r -F
+complete -c kpipe -l kerberos-principal -d 'Kerberos principal kpipe logs in as with --kerberos-keytab, e.g. kpipe@EXAMPLE.COM' -r
+complete -c kpipe -l kerberos-service-name -d 'The brokers\' Kerberos service: their principal is NAME/HOST, HOST as --brokers names it' -r
+complete -c kpipe -l oauth-token-url -d 'The OIDC issuer\'s token endpoint, where kpipe gets (and renews) its OAuth tokens' -r
+complete -c kpipe -l oauth-client-id -d 'OAuth client id, sent with its secret to --oauth-token-url' -r
+complete -c kpipe -l oauth-client-secret-file -d 'File whose first line is the OAuth client secret (mode 600); or set KPIPE_OAUTH_CLIENT_SECRET' -r -F
+complete -c kpipe -l oauth-scope -d 'OAuth scope to ask the token endpoint for' -r
 complete -c kpipe -s z -l compression -d 'Compression of record batches, as kcat -z; none by default, as kcat (BENCHMARKS.md: lz4 or zstd where the network is the limit)' -r -f -a "none\t''
 gzip\t''
 snappy\t''

@@ -24,6 +24,7 @@ pub const LONG_VERSION: &str = concat!(
     "\nlibrdkafka 2.12.1 (bundled, with kpipe's two patches; gzip by zlib-ng)\n",
     "memory allocator: jemalloc\n",
     "built in: TLS (OpenSSL 3, vendored), SASL PLAIN, SCRAM-SHA-256, SCRAM-SHA-512,\n",
+    "GSSAPI (Kerberos, through the system's Cyrus SASL), OAUTHBEARER (OIDC, libcurl bundled),\n",
     "compression gzip, snappy, lz4, zstd"
 );
 
@@ -154,7 +155,8 @@ pub struct Cli {
     #[arg(long)]
     pub tls_insecure: bool,
 
-    /// SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (SASL_SSL with --tls, else SASL_PLAINTEXT).
+    /// SASL mechanism: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, GSSAPI or OAUTHBEARER (SASL_SSL with
+    /// --tls, else SASL_PLAINTEXT).
     #[arg(long, value_enum, value_name = "MECHANISM", ignore_case = true)]
     pub sasl_mechanism: Option<SaslMechanism>,
 
@@ -165,6 +167,35 @@ pub struct Cli {
     /// File whose first line is the SASL password (mode 600); or set KPIPE_SASL_PASSWORD.
     #[arg(long, value_name = "FILE")]
     pub sasl_password_file: Option<PathBuf>,
+
+    /// Kerberos keytab (mode 600) for --kerberos-principal: kpipe runs kinit with it at start and
+    /// every minute, into a ticket cache of its own. Without it, the cache kinit left is used.
+    #[arg(long, value_name = "FILE")]
+    pub kerberos_keytab: Option<PathBuf>,
+
+    /// Kerberos principal kpipe logs in as with --kerberos-keytab, e.g. kpipe@EXAMPLE.COM.
+    #[arg(long, value_name = "PRINCIPAL")]
+    pub kerberos_principal: Option<String>,
+
+    /// The brokers' Kerberos service: their principal is NAME/HOST, HOST as --brokers names it.
+    #[arg(long, value_name = "NAME", default_value = "kafka")]
+    pub kerberos_service_name: String,
+
+    /// The OIDC issuer's token endpoint, where kpipe gets (and renews) its OAuth tokens.
+    #[arg(long, value_name = "URL")]
+    pub oauth_token_url: Option<String>,
+
+    /// OAuth client id, sent with its secret to --oauth-token-url.
+    #[arg(long, value_name = "ID")]
+    pub oauth_client_id: Option<String>,
+
+    /// File whose first line is the OAuth client secret (mode 600); or set KPIPE_OAUTH_CLIENT_SECRET.
+    #[arg(long, value_name = "FILE")]
+    pub oauth_client_secret_file: Option<PathBuf>,
+
+    /// OAuth scope to ask the token endpoint for.
+    #[arg(long, value_name = "SCOPE")]
+    pub oauth_scope: Option<String>,
 
     /// Compression of record batches, as kcat -z; none by default, as kcat (BENCHMARKS.md: lz4 or zstd where the network is the limit).
     #[arg(short = 'z', long, value_enum, default_value_t = Compression::None, value_name = "CODEC")]

@@ -85,6 +85,12 @@ pub enum SaslMechanism {
     /// Salted challenge-response with SHA-512.
     #[value(name = "SCRAM-SHA-512")]
     ScramSha512,
+    /// Kerberos: a ticket from --kerberos-keytab, or the one kinit left in the ticket cache.
+    #[value(name = "GSSAPI")]
+    Gssapi,
+    /// OAuth 2 tokens from an OIDC issuer (client credentials, --oauth-token-url).
+    #[value(name = "OAUTHBEARER")]
+    Oauthbearer,
 }
 
 /// Which acknowledgement the broker gives before a record counts as delivered.

@@ -219,6 +219,9 @@ pub enum Refused {
     Authentication,
     /// The listener speaks another protocol: TLS to a plaintext listener or the reverse.
     Protocol,
+    /// The issuer of kpipe's credentials (the OAuth token endpoint, the Kerberos KDC) did not
+    /// answer: an outage, not credentials to change.
+    IssuerDown,
 }
 
 impl Refused {
@@ -243,6 +246,36 @@ impl Refused {
         }
     }
 
+    /// What a failure to get an OAuth token means, from the HTTP status of the token
+    /// endpoint's last answer (`None`: it answered, but not with a usable token; -1: no
+    /// answer at all). Statuses that librdkafka retries are the issuer's trouble, not kpipe's.
+    pub fn of_token_failure(status: Option<i32>) -> Refused {
+        match status {
+            Some(-1 | 408 | 425 | 429 | 500..=599) => Refused::IssuerDown,
+            _ => Refused::Authentication,
+        }
+    }
+
+    /// Whether an error event is librdkafka's failure to get an OAuth token.
+    pub fn is_token_failure(text: &str) -> bool {
+        text.starts_with("Failed to acquire SASL OAUTHBEARER token")
+    }
+
+    /// The HTTP status (-1 for no answer) of a failed token request, from the line librdkafka
+    /// logs before it raises the error: `Failed to retrieve OIDC token from "URL": TEXT (STATUS)`.
+    pub fn token_request_status(fac: &str, text: &str) -> Option<i32> {
+        if fac != "OIDC" || !text.contains("Failed to retrieve OIDC token") {
+            return None;
+        }
+        let (_, status) = text.trim_end().strip_suffix(')')?.rsplit_once('(')?;
+        status.parse().ok()
+    }
+
+    /// Whether kinit's complaint tells of a KDC that did not answer rather than of credentials.
+    pub fn kdc_down(kinit_complaint: &str) -> bool {
+        kinit_complaint.contains("Cannot contact any KDC")
+    }
+
     /// Whether a line librdkafka logged (`fac`, `text`) tells of a broker that closed the
     /// connection while kpipe asked for its ApiVersion, as a TLS listener does with a
     /// plaintext client. (librdkafka means to add that guess to its error, but checks the
@@ -261,7 +294,10 @@ impl Refused {
         match self {
             Refused::Tls => "check --ca (the brokers' certificates must be signed by it and name the host kpipe connects to), that the listener speaks TLS, and --cert and --tls-key if it wants client certificates",
             Refused::Authentication => {
-                "check --sasl-mechanism, --sasl-username and the password"
+                "check --sasl-mechanism and its credentials: --sasl-username and the password, --kerberos-keytab and --kerberos-principal, or --oauth-client-id and its secret"
+            }
+            Refused::IssuerDown => {
+                "the issuer of kpipe's credentials did not answer: check --oauth-token-url (or the KDC that krb5.conf names) and that it is up"
             }
             Refused::Protocol => {
                 "the listener speaks another protocol: give --tls (or --ca) for a TLS listener, none of them for a plaintext one, and check the port"
@@ -426,6 +462,34 @@ mod tests {
         assert!(!Refused::closed_at_hello("FAIL", later));
         let refused = "127.0.0.1:1/bootstrap: Connect to ipv4#127.0.0.1:1 failed: Connection refused (after 0ms in state CONNECT)";
         assert!(!Refused::closed_at_hello("FAIL", refused));
+    }
+
+    #[test]
+    fn a_token_endpoint_that_does_not_answer_is_down_and_one_that_refuses_is_authentication() {
+        let down = r#"[thrd:background]: Failed to retrieve OIDC token from "http://127.0.0.1:1/token": Failed to connect to 127.0.0.1 port 1 after 0 ms: Couldn't connect to server (-1)"#;
+        let refused = r#"[thrd:background]: Failed to retrieve OIDC token from "http://127.0.0.1:9/token": {"error":"invalid_client"} (401)"#;
+        assert_eq!(Refused::token_request_status("OIDC", down), Some(-1));
+        assert_eq!(Refused::token_request_status("OIDC", refused), Some(401));
+        assert_eq!(Refused::token_request_status("FAIL", refused), None);
+        assert_eq!(Refused::of_token_failure(Some(-1)), Refused::IssuerDown);
+        assert_eq!(Refused::of_token_failure(Some(503)), Refused::IssuerDown);
+        assert_eq!(
+            Refused::of_token_failure(Some(401)),
+            Refused::Authentication
+        );
+        assert_eq!(Refused::of_token_failure(None), Refused::Authentication);
+        assert!(Refused::is_token_failure(
+            "Failed to acquire SASL OAUTHBEARER token: {\"error\":\"invalid_client\"}"
+        ));
+        assert!(!Refused::is_token_failure(
+            "SASL authentication error: {\"status\":\"invalid_token\"}"
+        ));
+        assert!(Refused::kdc_down(
+            "kinit: Cannot contact any KDC for realm 'KPIPE.TEST' while getting initial credentials"
+        ));
+        assert!(!Refused::kdc_down(
+            "kinit: Keytab contains no suitable keys for kpipe@KPIPE.TEST while getting initial credentials"
+        ));
     }
 
     #[test]

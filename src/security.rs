@@ -30,8 +30,11 @@ pub fn is_secret_key(key: &str) -> bool {
 /// The environment variable that may hold the SASL password.
 pub const PASSWORD_ENV: &str = "KPIPE_SASL_PASSWORD";
 
+/// The environment variable that may hold the OAuth client secret.
+pub const CLIENT_SECRET_ENV: &str = "KPIPE_OAUTH_CLIENT_SECRET";
+
 /// What the security flags and the `-F` file add to the producer configuration.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Default)]
 pub struct Security {
     /// From `-F FILE`, applied before the flags.
     pub file: Vec<(String, String)>,
@@ -41,6 +44,56 @@ pub struct Security {
     pub secrets: Vec<String>,
     /// Who the brokers will take kpipe for, for messages about what it may not do.
     pub principal: String,
+    /// With `--kerberos-keytab`: the ticket cache of this run and kinit's last complaint.
+    pub kerberos: Option<TicketCache>,
+}
+
+/// A ticket cache of kpipe's own, in a private directory removed at exit. librdkafka's GSSAPI
+/// logs in with whatever ticket the process's cache holds, so a shared cache would let a
+/// failed kinit pass unnoticed under another principal's ticket.
+#[derive(Debug)]
+pub struct TicketCache {
+    dir: tempfile::TempDir,
+}
+
+impl TicketCache {
+    fn new() -> Result<TicketCache> {
+        let dir = tempfile::Builder::new()
+            .prefix("kpipe-krb5-")
+            .tempdir()
+            .context("creating a private directory for the Kerberos ticket cache")?;
+        Ok(TicketCache { dir })
+    }
+
+    /// The cache, as `KRB5CCNAME` names it.
+    pub fn name(&self) -> String {
+        format!("FILE:{}", self.dir.path().join("ccache").display())
+    }
+
+    /// The command librdkafka runs to log in (at start, then every
+    /// `sasl.kerberos.min.time.before.relogin`): kinit with the keytab, its complaint kept for
+    /// kpipe's message instead of on stderr.
+    fn kinit_command(&self) -> String {
+        format!(
+            "kinit -k -t \"%{{sasl.kerberos.keytab}}\" %{{sasl.kerberos.principal}} 2>\"{}\"",
+            self.complaint_file().display()
+        )
+    }
+
+    /// Where kinit's last complaint (the KDC's reason) is kept.
+    pub fn complaint_file(&self) -> std::path::PathBuf {
+        self.dir.path().join("kinit.err")
+    }
+}
+
+/// What kinit said when it last failed, from its complaint file, if anything.
+pub fn last_complaint(file: &Path) -> Option<String> {
+    let text = fs::read_to_string(file).ok()?;
+    text.lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .map(str::to_string)
 }
 
 impl Security {
@@ -57,11 +110,37 @@ impl Security {
         };
         let mut flags = flag_properties(cli)?;
         if let Some(p) = &password {
-            if cli.sasl_mechanism.is_none() && !file.iter().any(|(k, _)| k.starts_with("sasl.")) {
-                bail!("a SASL password was given but no --sasl-mechanism");
+            match cli.sasl_mechanism {
+                None if !file.iter().any(|(k, _)| k.starts_with("sasl.")) => {
+                    bail!("a SASL password was given but no --sasl-mechanism")
+                }
+                Some(m @ (SaslMechanism::Gssapi | SaslMechanism::Oauthbearer)) => bail!(
+                    "a SASL password was given, but {} takes none: {}",
+                    m.librdkafka_name(),
+                    m.credentials()
+                ),
+                _ => {}
             }
             flags.push(("sasl.password".into(), p.clone()));
         }
+        if cli.sasl_mechanism == Some(SaslMechanism::Oauthbearer) {
+            let secret = match (&cli.oauth_client_secret_file, std::env::var(CLIENT_SECRET_ENV)) {
+                (Some(path), _) => read_secret_file(path)?,
+                (None, Ok(s)) if !s.is_empty() => s,
+                _ => bail!(
+                    "OAUTHBEARER needs the client secret: --oauth-client-secret-file FILE or {CLIENT_SECRET_ENV}"
+                ),
+            };
+            flags.push(("sasl.oauthbearer.client.secret".into(), secret));
+        }
+        let kerberos = match &cli.kerberos_keytab {
+            Some(_) => {
+                let cache = TicketCache::new()?;
+                flags.push(("sasl.kerberos.kinit.cmd".into(), cache.kinit_command()));
+                Some(cache)
+            }
+            None => None,
+        };
         let secrets = file
             .iter()
             .chain(&flags)
@@ -74,17 +153,31 @@ impl Security {
             .chain(&file)
             .find(|(k, _)| k == "sasl.username")
             .map(|(_, v)| format!("User:{v}"));
-        let principal = match (user, &cli.cert) {
-            (Some(u), _) => u,
-            (None, Some(cert)) => format!("the subject of {}", cert.display()),
-            (None, None) => "User:ANONYMOUS".into(),
+        let principal = match (cli.sasl_mechanism, user, &cli.cert) {
+            (Some(SaslMechanism::Gssapi), _, _) => match &cli.kerberos_principal {
+                Some(p) => format!("User:{} (Kerberos {p})", kafka_short_name(p)),
+                None => "the principal of the Kerberos ticket cache".into(),
+            },
+            (Some(SaslMechanism::Oauthbearer), _, _) => format!(
+                "User:<the token's subject> (OAuth client {})",
+                cli.oauth_client_id.as_deref().unwrap_or_default()
+            ),
+            (_, Some(u), _) => u,
+            (_, None, Some(cert)) => format!("the subject of {}", cert.display()),
+            (_, None, None) => "User:ANONYMOUS".into(),
         };
         Ok(Security {
             file,
             flags,
             secrets,
             principal,
+            kerberos,
         })
+    }
+
+    /// `KRB5CCNAME` for this run, when kpipe keeps its own ticket cache.
+    pub fn ticket_cache(&self) -> Option<String> {
+        self.kerberos.as_ref().map(TicketCache::name)
     }
 
     /// Whether the SASL password would cross the network in clear text (PLAIN without TLS).
@@ -123,12 +216,65 @@ fn flag_properties(cli: &Cli) -> Result<Vec<(String, String)>> {
     }
     if let Some(m) = cli.sasl_mechanism {
         set("sasl.mechanism", m.librdkafka_name());
-        match &cli.sasl_username {
-            Some(u) => set("sasl.username", u),
-            None => bail!("--sasl-mechanism needs --sasl-username"),
+    }
+    let kerberos = cli.kerberos_keytab.is_some() || cli.kerberos_principal.is_some();
+    let oauth = cli.oauth_token_url.is_some()
+        || cli.oauth_client_id.is_some()
+        || cli.oauth_client_secret_file.is_some()
+        || cli.oauth_scope.is_some();
+    match cli.sasl_mechanism {
+        Some(SaslMechanism::Plain | SaslMechanism::ScramSha256 | SaslMechanism::ScramSha512) => {
+            match &cli.sasl_username {
+                Some(u) => set("sasl.username", u),
+                None => bail!("--sasl-mechanism needs --sasl-username"),
+            }
         }
-    } else if cli.sasl_username.is_some() {
-        bail!("--sasl-username needs --sasl-mechanism PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512");
+        Some(m @ (SaslMechanism::Gssapi | SaslMechanism::Oauthbearer))
+            if cli.sasl_username.is_some() =>
+        {
+            bail!(
+                "--sasl-username is for PLAIN and SCRAM; {} takes {}",
+                m.librdkafka_name(),
+                m.credentials()
+            )
+        }
+        Some(SaslMechanism::Gssapi) => {
+            set("sasl.kerberos.service.name", &cli.kerberos_service_name);
+            match (&cli.kerberos_keytab, &cli.kerberos_principal) {
+                (Some(keytab), Some(principal)) => {
+                    check_private(keytab, "the keytab")?;
+                    set("sasl.kerberos.keytab", &keytab.to_string_lossy());
+                    set("sasl.kerberos.principal", principal);
+                }
+                (Some(_), None) => bail!("--kerberos-keytab needs --kerberos-principal"),
+                (None, Some(_)) => bail!("--kerberos-principal needs --kerberos-keytab (without both, the ticket kinit left is used)"),
+                // The ticket cache holds a ticket: librdkafka must not run kinit without a keytab.
+                (None, None) => set("sasl.kerberos.min.time.before.relogin", "0"),
+            }
+        }
+        Some(SaslMechanism::Oauthbearer) => {
+            set("sasl.oauthbearer.method", "oidc");
+            match (&cli.oauth_token_url, &cli.oauth_client_id) {
+                (Some(url), Some(id)) => {
+                    set("sasl.oauthbearer.token.endpoint.url", url);
+                    set("sasl.oauthbearer.client.id", id);
+                }
+                _ => bail!("OAUTHBEARER needs --oauth-token-url and --oauth-client-id"),
+            }
+            if let Some(scope) = &cli.oauth_scope {
+                set("sasl.oauthbearer.scope", scope);
+            }
+        }
+        None if cli.sasl_username.is_some() => {
+            bail!("--sasl-username needs --sasl-mechanism PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
+        }
+        None => {}
+    }
+    if kerberos && cli.sasl_mechanism != Some(SaslMechanism::Gssapi) {
+        bail!("--kerberos-keytab and --kerberos-principal need --sasl-mechanism GSSAPI");
+    }
+    if oauth && cli.sasl_mechanism != Some(SaslMechanism::Oauthbearer) {
+        bail!("the --oauth-* flags need --sasl-mechanism OAUTHBEARER");
     }
     for (flag, path, key) in [
         ("--ca", &cli.ca, "ssl.ca.location"),
@@ -216,6 +362,16 @@ pub fn redact(text: &str, secrets: &[String]) -> String {
     out
 }
 
+/// The user name Kafka's default rule makes of a Kerberos principal: its first component
+/// (`kpipe/host@REALM` → `kpipe`).
+fn kafka_short_name(principal: &str) -> &str {
+    principal
+        .split(['/', '@'])
+        .next()
+        .filter(|s| !s.is_empty())
+        .unwrap_or(principal)
+}
+
 impl SaslMechanism {
     /// The name librdkafka takes.
     pub fn librdkafka_name(self) -> &'static str {
@@ -223,6 +379,23 @@ impl SaslMechanism {
             SaslMechanism::Plain => "PLAIN",
             SaslMechanism::ScramSha256 => "SCRAM-SHA-256",
             SaslMechanism::ScramSha512 => "SCRAM-SHA-512",
+            SaslMechanism::Gssapi => "GSSAPI",
+            SaslMechanism::Oauthbearer => "OAUTHBEARER",
+        }
+    }
+
+    /// The flags that carry this mechanism's credentials.
+    pub fn credentials(self) -> &'static str {
+        match self {
+            SaslMechanism::Plain | SaslMechanism::ScramSha256 | SaslMechanism::ScramSha512 => {
+                "--sasl-username and --sasl-password-file (or KPIPE_SASL_PASSWORD)"
+            }
+            SaslMechanism::Gssapi => {
+                "--kerberos-keytab and --kerberos-principal (or a ticket from kinit)"
+            }
+            SaslMechanism::Oauthbearer => {
+                "--oauth-client-id and --oauth-client-secret-file (or KPIPE_OAUTH_CLIENT_SECRET)"
+            }
         }
     }
 }
@@ -262,6 +435,13 @@ mod tests {
         for k in ["sasl.username", "ssl.ca.location", "linger.ms"] {
             assert!(!is_secret_key(k), "{k}");
         }
+    }
+
+    #[test]
+    fn kafka_takes_a_kerberos_principal_by_its_first_component() {
+        assert_eq!(kafka_short_name("kpipe@KPIPE.TEST"), "kpipe");
+        assert_eq!(kafka_short_name("kpipe/host1@KPIPE.TEST"), "kpipe");
+        assert_eq!(kafka_short_name("kpipe"), "kpipe");
     }
 
     #[test]

@@ -63,6 +63,11 @@ pub fn run(cli: Cli) -> Status {
             return Status::Usage;
         }
     };
+    // Before any thread starts: librdkafka's GSSAPI and the kinit it runs find the ticket cache
+    // in the environment.
+    if let Some(cache) = settings.security.ticket_cache() {
+        std::env::set_var("KRB5CCNAME", cache);
+    }
     match App::new(settings, router) {
         Ok(app) => app.run(),
         Err(setup::Setup(status, e)) => {

@@ -87,7 +87,8 @@ pub fn conclude(f: &Facts) -> Outcome {
         if !(f.all_or_nothing && f.bad_input) {
             status = status.merge(match (f.refused.map(|(r, _)| r), f.unreachable) {
                 (Some(Refused::Authentication), _) => Status::NoPerm,
-                (Some(Refused::Tls | Refused::Protocol), _) | (None, true) => Status::Unavailable,
+                (Some(Refused::Tls | Refused::Protocol | Refused::IssuerDown), _)
+                | (None, true) => Status::Unavailable,
                 (None, false) => Status::TempFail,
             });
         }

@@ -57,6 +57,10 @@ pub struct Context {
     answered: std::sync::atomic::AtomicBool,
     /// Connections closed while asking for ApiVersion (see `Refused::closed_at_hello`).
     closed_at_hello: std::sync::atomic::AtomicU32,
+    /// The HTTP status of the last failed OAuth token request (0: none failed).
+    token_status: std::sync::atomic::AtomicI32,
+    /// Where kinit leaves its complaint, with `--kerberos-keytab`.
+    kinit_complaints: Option<std::path::PathBuf>,
 }
 
 /// Connections closed while asking for ApiVersion, with no broker ever answering, that make
@@ -89,6 +93,33 @@ fn is_transport(code: Option<RDKafkaErrorCode>) -> bool {
 }
 
 impl Context {
+    /// A refusal of kpipe's credentials, told apart from an issuer that did not answer, with
+    /// kinit's complaint (the KDC's reason) added to librdkafka's words.
+    fn credentials_refusal(&self, r: Refused, reason: &str) -> (Refused, String) {
+        if r != Refused::Authentication {
+            return (r, reason.to_string());
+        }
+        if Refused::is_token_failure(reason) {
+            let status = Some(self.token_status.load(Relaxed)).filter(|s| *s != 0);
+            return (Refused::of_token_failure(status), reason.to_string());
+        }
+        let complaint = self
+            .kinit_complaints
+            .as_deref()
+            .and_then(crate::security::last_complaint);
+        match complaint {
+            Some(c) => {
+                let r = if Refused::kdc_down(&c) {
+                    Refused::IssuerDown
+                } else {
+                    r
+                };
+                (r, format!("{reason}; {}", redact(&c, &self.secrets)))
+            }
+            None => (r, reason.to_string()),
+        }
+    }
+
     /// Whether a broker answered a produce request, taking a record (delivered, or acknowledged
     /// in the open transaction) or refusing one.
     fn answered(&self) -> bool {
@@ -254,6 +285,9 @@ impl ClientContext for Context {
             let mut log = self.errors();
             log.refused.get_or_insert((Refused::Protocol, text));
         }
+        if let Some(status) = Refused::token_request_status(fac, message) {
+            self.token_status.store(status, Relaxed);
+        }
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
@@ -261,8 +295,9 @@ impl ClientContext for Context {
         let reason = &redact(reason, &self.secrets);
         let mut log = self.errors();
         if let Some(r) = Refused::of(code, reason) {
+            let (r, reason) = self.credentials_refusal(r, reason);
             // Said once, with what to check, when the loop stops for it.
-            log.refused.get_or_insert_with(|| (r, reason.to_string()));
+            log.refused.get_or_insert_with(|| (r, reason.clone()));
             log.last = Some(reason.to_string());
             return;
         }
@@ -376,6 +411,8 @@ impl KafkaSink {
             restamp_said: Default::default(),
             answered: Default::default(),
             closed_at_hello: Default::default(),
+            token_status: Default::default(),
+            kinit_complaints: s.security.kerberos.as_ref().map(|k| k.complaint_file()),
         };
         let producer: BaseProducer<Context> = s
             .client

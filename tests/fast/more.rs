@@ -145,9 +145,16 @@ fn records_routed_to_fifty_topics_all_arrive() {
         .collect();
     let run = m.kpipe(&["-f", "ndjson", "-t", "many.${t}"], input.as_bytes());
     assert_status(&run, Status::Ok);
-    for t in 0..50 {
-        assert_eq!(m.read(&format!("many.{t}"), 100).len(), 100, "many.{t}");
-    }
+    // Read side by side: each read lingers to catch duplicates.
+    let brokers = m.bootstrap.as_str();
+    std::thread::scope(|scope| {
+        for t in 0..50 {
+            scope.spawn(move || {
+                let topic = format!("many.{t}");
+                assert_eq!(read_topic(brokers, &topic, 100, WAIT).len(), 100, "{topic}");
+            });
+        }
+    });
 }
 
 #[test]

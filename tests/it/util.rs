@@ -455,9 +455,10 @@ pub fn syslog_records(n: usize) -> Vec<String> {
         .collect()
 }
 
-/// A one-node cluster with SSL, mTLS, SASL_SSL (SCRAM-SHA-512) and SASL_PLAINTEXT (PLAIN)
-/// listeners and the authorizer on (`scripts/kafka-local start --secure`); user alice and the
-/// client certificate may write topics starting with `sec-`.
+/// A one-node cluster with SSL, mTLS, SASL_SSL (SCRAM-SHA-512), SASL_PLAINTEXT (PLAIN), OAUTH
+/// (OAUTHBEARER) and KERBEROS (GSSAPI, with its KDC) listeners and the authorizer on
+/// (`scripts/kafka-local start --secure`); user alice, the client certificate and the users
+/// kpipe and shortlived may write topics starting with `sec-`.
 pub struct Secure {
     pub cluster: Cluster,
     pub env: std::collections::HashMap<String, String>,
@@ -487,6 +488,9 @@ pub fn secure_cluster() -> &'static Secure {
             .collect();
         kafka_local(&["acl", &d, "User:alice", "sec-"]);
         kafka_local(&["acl", &d, "User:CN=client1", "sec-"]);
+        // The OAuth client's token subject and the Kerberos principals.
+        kafka_local(&["acl", &d, "User:kpipe", "sec-"]);
+        kafka_local(&["acl", &d, "User:shortlived", "sec-"]);
         Secure {
             cluster: Cluster {
                 dir,

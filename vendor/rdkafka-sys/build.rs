@@ -149,10 +149,14 @@ fn build_librdkafka() {
     }
 
     if needs_curl() {
-        // There is no --enable-curl option, but it is enabled by default.
+        // With curl's default of "try", a libcurl that does not link turns curl, and with it
+        // OIDC, off without a word: ask for it, so that configure fails instead.
+        configure_flags.push("--enable-curl".into());
         if let Ok(curl_root) = env::var("DEP_CURL_ROOT") {
-            cflags.push("-DCURLSTATIC_LIB".to_string());
+            cflags.push("-DCURL_STATICLIB".to_string());
             cflags.push(format!("-I{}/include", curl_root));
+            // curl-sys leaves the libcurl.a it built in build/ under its root.
+            ldflags.push(format!("-L{}/build", curl_root));
         }
     } else {
         configure_flags.push("--disable-curl".into());
