@@ -259,12 +259,14 @@ def landed_count(consumer, topics):
 SEQ = re.compile(rb'seq: (\d{10})')
 
 
-def read_topics(bootstrap, ends, host_re):
+def read_topics(bootstrap, ends, host_re, conf=None):
     """Every record up to the given end offsets ({topic: [per partition]}): (append time ms,
-    seq or None, key ok: the key equals what host_re's group 1 finds in the value), and one value."""
+    seq or None, key ok: the key equals what host_re's group 1 finds in the value), and one value.
+    `conf`: more consumer settings (bench/kill-loss names isolation.level=read_committed, which is
+    librdkafka's default anyway)."""
     from confluent_kafka import Consumer, TopicPartition, TIMESTAMP_LOG_APPEND_TIME
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-read-{time.time_ns()}", "enable.auto.commit": False,
-                  "enable.partition.eof": True, "log_level": 3})
+                  "enable.partition.eof": True, "log_level": 3, **(conf or {})})
     left = {(t, p) for t, e in ends.items() for p in range(PARTITIONS) if e[p] > 0}
     c.assign([TopicPartition(t, p, 0) for t, p in left])
     out, sample = [], None

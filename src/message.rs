@@ -26,15 +26,16 @@ const TIMESTAMP_MAX: i64 = (1 << (usize::BITS - TIMESTAMP_SHIFT)) - 1;
 pub struct Origin(pub usize);
 
 impl Origin {
-    /// A record read from standard input.
-    pub fn stdin(pinned: bool) -> Origin {
-        Origin(pinned as usize)
+    /// A record read from standard input, sent to `partition` if it named one.
+    pub fn stdin(partition: Option<i32>) -> Origin {
+        Origin(partition.is_some() as usize)
     }
 
-    /// A record replayed from spool file number `file` (1-based; at most 2^19 - 1 per run).
-    pub fn spool(file: usize, pinned: bool) -> Origin {
+    /// A record replayed from spool file number `file` (1-based; at most 2^19 - 1 per run),
+    /// sent to `partition` if it named one.
+    pub fn spool(file: usize, partition: Option<i32>) -> Origin {
         let file = file.min((1 << FILE_BITS) - 1);
-        Origin(file << FILE_SHIFT | pinned as usize)
+        Origin(file << FILE_SHIFT | partition.is_some() as usize)
     }
 
     /// Whether a record timestamp (ms) can travel in an origin: from 1970 to 2109. Kafka refuses
@@ -88,7 +89,7 @@ mod tests {
 
     #[test]
     fn every_part_comes_back() {
-        let o = Origin::spool(7, true).with_timestamp(Some(1_795_597_200_500));
+        let o = Origin::spool(7, Some(0)).with_timestamp(Some(1_795_597_200_500));
         assert!(o.pinned() && !o.is_alone());
         assert_eq!(o.spool_file(), Some(7));
         let a = o.alone();
@@ -96,11 +97,11 @@ mod tests {
         assert_eq!(a.spool_file(), Some(7));
         assert_eq!(a.timestamp(), Some(1_795_597_200_500));
         assert_eq!(o.timestamp(), Some(1_795_597_200_500));
-        let o = Origin::stdin(false);
+        let o = Origin::stdin(None);
         assert!(!o.pinned());
         assert_eq!((o.spool_file(), o.timestamp()), (None, None));
         assert_eq!(
-            Origin::stdin(false).with_timestamp(Some(0)).timestamp(),
+            Origin::stdin(None).with_timestamp(Some(0)).timestamp(),
             Some(0)
         );
     }
@@ -108,12 +109,12 @@ mod tests {
     #[test]
     fn timestamps_out_of_range_are_not_carried() {
         for ts in [-1, TIMESTAMP_MAX + 1, i64::MAX] {
-            let o = Origin::spool(3, false).with_timestamp(Some(ts));
+            let o = Origin::spool(3, None).with_timestamp(Some(ts));
             assert_eq!(o.timestamp(), None, "{ts}");
             assert_eq!(o.spool_file(), Some(3));
         }
         assert_eq!(
-            Origin::stdin(true)
+            Origin::stdin(Some(0))
                 .with_timestamp(Some(TIMESTAMP_MAX))
                 .timestamp(),
             Some(TIMESTAMP_MAX)

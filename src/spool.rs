@@ -189,11 +189,20 @@ impl Replay {
         self.remove_if_done(file);
     }
 
-    /// A record of `file` settled: delivered, or (if `respooled`) written to this run's spool.
-    pub fn settle(&mut self, file: usize, respooled: bool) {
+    /// A record of `file` settled for good: delivered, dead-lettered or counted lost.
+    pub fn settle(&mut self, file: usize) {
         if let Some(e) = self.files.get_mut(file - 1) {
             e.outstanding = e.outstanding.saturating_sub(1);
-            e.respooled |= respooled;
+        }
+        self.remove_if_done(file);
+    }
+
+    /// A record of `file` written to this run's spool: the file may go once that spool file
+    /// is published.
+    pub fn respooled(&mut self, file: usize) {
+        if let Some(e) = self.files.get_mut(file - 1) {
+            e.outstanding = e.outstanding.saturating_sub(1);
+            e.respooled = true;
         }
         self.remove_if_done(file);
     }
@@ -308,10 +317,10 @@ mod tests {
         let n = r.add(f.clone());
         r.sent(n);
         r.sent(n);
-        r.settle(n, false);
+        r.settle(n);
         r.read_done(n);
         assert!(f.exists(), "one record still out");
-        r.settle(n, false);
+        r.settle(n);
         assert!(!f.exists());
     }
 
@@ -323,7 +332,7 @@ mod tests {
         let n = r.add(f.clone());
         r.sent(n);
         r.read_done(n);
-        r.settle(n, true);
+        r.respooled(n);
         assert!(f.exists());
         r.finish(|_| false);
         assert!(f.exists(), "the new spool file was not published");
@@ -340,7 +349,7 @@ mod tests {
         r.sent(n);
         r.sent(n);
         r.read_done(n);
-        r.settle(n, false);
+        r.settle(n);
         r.keep(n);
         r.finish(|_| true);
         assert!(f.exists());
@@ -353,7 +362,7 @@ mod tests {
         let mut r = Replay::default();
         let n = r.add(f.clone());
         r.sent(n);
-        r.settle(n, false);
+        r.settle(n);
         r.finish(|_| true);
         assert!(f.exists());
     }

@@ -41,12 +41,21 @@ pub enum Halt {
     Interrupted,
 }
 
+/// How long the run drains at EOF, when no stop signal came.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Drain {
+    /// Until every record is settled (librdkafka's delivery timeout bounds it).
+    UntilSettled,
+    /// For the grace period at most: what is left has a spool (or a log) to go to.
+    Bounded,
+}
+
 /// What has happened to the run so far.
 #[derive(Debug, Clone)]
 pub struct Lifecycle {
     grace: Duration,
-    /// With a spool, draining at EOF is bounded by the grace period too: what is left is kept.
-    bounded_drain: bool,
+    /// Draining at EOF.
+    drain: Drain,
     first_stop: Option<Instant>,
     hard_stop: bool,
     halt: Option<Halt>,
@@ -57,12 +66,11 @@ pub struct Lifecycle {
 }
 
 impl Lifecycle {
-    /// A run whose stop grace period is `grace`; `bounded_drain` when undelivered records have
-    /// a spool to go to.
-    pub fn new(grace: Duration, bounded_drain: bool) -> Lifecycle {
+    /// A run whose stop grace period is `grace`, draining at EOF as `drain` says.
+    pub fn new(grace: Duration, drain: Drain) -> Lifecycle {
         Lifecycle {
             grace,
-            bounded_drain,
+            drain,
             first_stop: None,
             hard_stop: false,
             halt: None,
@@ -165,7 +173,7 @@ impl Lifecycle {
     fn drain_deadline(&self, ended: Instant) -> Option<Instant> {
         self.first_stop
             .map(|t| t + self.grace)
-            .or_else(|| self.bounded_drain.then(|| ended + self.grace))
+            .or_else(|| (self.drain == Drain::Bounded).then(|| ended + self.grace))
     }
 }
 
@@ -182,7 +190,7 @@ mod tests {
     #[test]
     fn reads_until_the_input_ends_then_drains_then_is_done() {
         let t0 = Instant::now();
-        let mut life = Lifecycle::new(GRACE, false);
+        let mut life = Lifecycle::new(GRACE, Drain::UntilSettled);
         assert_eq!(life.phase(t0, 0), Phase::Reading);
         assert_eq!(life.phase(t0, 500), Phase::Reading);
         life.input_ended(t0);
@@ -195,7 +203,7 @@ mod tests {
     #[test]
     fn a_stop_signal_gives_a_grace_period_then_a_sweep() {
         let t0 = Instant::now();
-        let mut life = Lifecycle::new(GRACE, false);
+        let mut life = Lifecycle::new(GRACE, Drain::UntilSettled);
         life.signals(1, t0);
         assert_eq!(life.phase(secs(t0, 9), 5), Phase::Grace);
         assert!(life.may_wait_for_room(secs(t0, 9)));
@@ -206,7 +214,7 @@ mod tests {
     #[test]
     fn the_grace_period_counts_from_the_first_signal() {
         let t0 = Instant::now();
-        let mut life = Lifecycle::new(GRACE, false);
+        let mut life = Lifecycle::new(GRACE, Drain::UntilSettled);
         life.signals(1, t0);
         life.signals(1, secs(t0, 8));
         assert_eq!(life.phase(secs(t0, 10), 5), Phase::Sweep);
@@ -215,7 +223,7 @@ mod tests {
     #[test]
     fn a_second_signal_closes_the_input_and_purges() {
         let t0 = Instant::now();
-        let mut life = Lifecycle::new(GRACE, false);
+        let mut life = Lifecycle::new(GRACE, Drain::UntilSettled);
         life.signals(2, t0);
         assert!(life.must_close_input());
         assert_eq!(life.phase(t0, 5), Phase::Close);
@@ -229,7 +237,7 @@ mod tests {
     #[test]
     fn after_a_stop_the_drain_ends_with_the_grace_period() {
         let t0 = Instant::now();
-        let mut life = Lifecycle::new(GRACE, false);
+        let mut life = Lifecycle::new(GRACE, Drain::UntilSettled);
         life.signals(1, t0);
         life.input_ended(secs(t0, 2));
         assert_eq!(life.phase(secs(t0, 9), 5), Phase::Drain);
@@ -239,7 +247,7 @@ mod tests {
     #[test]
     fn with_a_spool_the_drain_at_eof_is_bounded_too() {
         let t0 = Instant::now();
-        let mut life = Lifecycle::new(GRACE, true);
+        let mut life = Lifecycle::new(GRACE, Drain::Bounded);
         life.input_ended(secs(t0, 5));
         assert_eq!(life.phase(secs(t0, 14), 5), Phase::Drain);
         assert_eq!(life.phase(secs(t0, 15), 5), Phase::Purge);
@@ -248,7 +256,7 @@ mod tests {
     #[test]
     fn bad_input_closes_the_input_without_its_last_piece_but_still_drains() {
         let t0 = Instant::now();
-        let mut life = Lifecycle::new(GRACE, false);
+        let mut life = Lifecycle::new(GRACE, Drain::UntilSettled);
         life.halt(Halt::BadInput);
         assert_eq!(life.phase(t0, 5), Phase::Close);
         assert!(!life.keeps_last_piece());
@@ -261,7 +269,7 @@ mod tests {
     #[test]
     fn a_fatal_error_purges_at_once() {
         let t0 = Instant::now();
-        let mut life = Lifecycle::new(GRACE, false);
+        let mut life = Lifecycle::new(GRACE, Drain::UntilSettled);
         life.halt(Halt::Fatal);
         assert_eq!(life.phase(t0, 5), Phase::Close);
         life.input_ended(t0);
@@ -270,7 +278,7 @@ mod tests {
 
     #[test]
     fn the_first_halt_is_the_one_kept() {
-        let mut life = Lifecycle::new(GRACE, false);
+        let mut life = Lifecycle::new(GRACE, Drain::UntilSettled);
         life.halt(Halt::InputFailed);
         life.halt(Halt::Fatal);
         assert_eq!(life.halted(), Some(Halt::InputFailed));
@@ -280,7 +288,7 @@ mod tests {
     #[test]
     fn a_read_error_keeps_the_bytes_already_read() {
         let t0 = Instant::now();
-        let mut life = Lifecycle::new(GRACE, true);
+        let mut life = Lifecycle::new(GRACE, Drain::Bounded);
         life.halt(Halt::InputFailed);
         assert_eq!(life.phase(t0, 0), Phase::Close);
         assert!(life.keeps_last_piece());
@@ -291,7 +299,7 @@ mod tests {
     #[test]
     fn a_stop_signal_at_a_terminal_closes_the_input_at_once() {
         let t0 = Instant::now();
-        let mut life = Lifecycle::new(GRACE, false).at_a_terminal();
+        let mut life = Lifecycle::new(GRACE, Drain::UntilSettled).at_a_terminal();
         assert_eq!(life.phase(t0, 5), Phase::Reading);
         life.signals(1, t0);
         assert_eq!(life.halted(), Some(Halt::Interrupted));

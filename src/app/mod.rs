@@ -327,7 +327,7 @@ impl App {
             Decision::Fail(_) | Decision::Drop(_) if again => {}
             Decision::Send => {
                 let rec = self.router.record(bytes);
-                let origin = Origin::stdin(rec.partition.is_some()).with_timestamp(rec.timestamp);
+                let origin = Origin::stdin(rec.partition).with_timestamp(rec.timestamp);
                 self.delivery.send(&mut self.out, &rec, origin);
             }
             Decision::Restamp(reason) => {
@@ -343,7 +343,7 @@ impl App {
                     timestamp: None,
                     ..rec
                 };
-                let origin = Origin::stdin(rec.partition.is_some());
+                let origin = Origin::stdin(rec.partition);
                 self.delivery.send(&mut self.out, &rec, origin);
             }
             Decision::SendAsString(reason) => {
@@ -353,7 +353,7 @@ impl App {
                 let text = reason.to_string();
                 match self.router.fallback(bytes, &text) {
                     Some(rec) => {
-                        let origin = Origin::stdin(rec.partition.is_some());
+                        let origin = Origin::stdin(rec.partition);
                         self.delivery.send(&mut self.out, &rec, origin);
                     }
                     None if again => {}
@@ -413,7 +413,7 @@ impl App {
         };
         self.out
             .ledger
-            .failed(Origin::stdin(false), &rec, reason, Stored::No);
+            .failed(Origin::stdin(None), &rec, reason, Stored::No);
     }
 
     /// Between blocks: signals, reports, spool files other runs left, and the transaction

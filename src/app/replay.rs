@@ -88,7 +88,7 @@ impl App {
                 bump(&self.out.ledger.counters.replayed);
                 self.out.send(
                     &rec,
-                    Origin::spool(index, rec.partition.is_some()).with_timestamp(rec.timestamp),
+                    Origin::spool(index, rec.partition).with_timestamp(rec.timestamp),
                 );
             }
             Err(problem) => {

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use super::confirm::Confirm;
 use super::delivery::Delivery;
-use super::lifecycle::Lifecycle;
+use super::lifecycle::{Drain, Lifecycle};
 use super::outbox::Outbox;
 use super::reports::Reports;
 use super::step::Policy;
@@ -137,7 +137,12 @@ impl App {
         };
         let replay_router =
             Router::new(Format::Envelope, &Default::default()).map_err(setup(Status::Software))?;
-        let mut life = Lifecycle::new(s.shutdown_timeout, spool.is_some() || transactional);
+        let drain = if spool.is_some() || transactional {
+            Drain::Bounded
+        } else {
+            Drain::UntilSettled
+        };
+        let mut life = Lifecycle::new(s.shutdown_timeout, drain);
         if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
             life = life.at_a_terminal();
         }

@@ -104,7 +104,7 @@ impl Ledger {
     pub fn delivered(&self, origin: Origin) {
         bump(&self.counters.delivered);
         if let Some(file) = origin.spool_file() {
-            self.replay().settle(file, false);
+            self.replay().settle(file);
         }
     }
 
@@ -156,7 +156,7 @@ impl Ledger {
                 None => {
                     bump(&self.counters.lost);
                     if let Some(file) = source {
-                        self.replay().settle(file, false);
+                        self.replay().settle(file);
                     }
                 }
             }
@@ -184,7 +184,7 @@ impl Ledger {
             };
             // Permanent, so `failed` puts it in the dead-letter file; the line was never counted
             // as out, so its spool file waits for nothing.
-            return self.failed(Origin::stdin(false), &rec, reason, Stored::No);
+            return self.failed(Origin::stdin(None), &rec, reason, Stored::No);
         }
         let mut o = self.outlets();
         o.last_error = Some(reason.clone());
@@ -222,7 +222,10 @@ impl Ledger {
                 Fate::DeadLettered => bump(&self.counters.dead_lettered),
             }
             if let Some(file) = p.source {
-                self.replay().settle(file, p.fate == Fate::Spooled);
+                match p.fate {
+                    Fate::Spooled => self.replay().respooled(file),
+                    Fate::DeadLettered => self.replay().settle(file),
+                }
             }
         }
     }

@@ -41,7 +41,7 @@ fn lines(p: &Path) -> Vec<serde_json::Value> {
 fn passing_failures_go_to_the_spool_published_at_close() {
     let d = tempfile::tempdir().unwrap();
     let ledger = Ledger::new(None, Some(d.path())).unwrap();
-    ledger.failed(Origin::stdin(false), &rec(), &passing(), Stored::Maybe);
+    ledger.failed(Origin::stdin(None), &rec(), &passing(), Stored::Maybe);
     assert_eq!(
         ledger.counters.snapshot().spooled,
         0,
@@ -75,7 +75,7 @@ fn permanent_failures_go_to_the_dead_letter_file_even_with_a_spool() {
     let d = tempfile::tempdir().unwrap();
     let dl = d.path().join("dl.ndjson");
     let ledger = Ledger::new(Some(&dl), Some(&d.path().join("spool"))).unwrap();
-    ledger.failed(Origin::stdin(false), &rec(), &permanent(), Stored::No);
+    ledger.failed(Origin::stdin(None), &rec(), &permanent(), Stored::No);
     ledger.sync().unwrap();
     assert_eq!(ledger.counters.snapshot().dead_lettered, 1);
     assert_eq!(lines(&dl)[0]["value"], "v");
@@ -87,7 +87,7 @@ fn without_a_spool_passing_failures_go_to_the_dead_letter_file() {
     let d = tempfile::tempdir().unwrap();
     let dl = d.path().join("dl.ndjson");
     let ledger = Ledger::new(Some(&dl), None).unwrap();
-    ledger.failed(Origin::stdin(false), &rec(), &passing(), Stored::No);
+    ledger.failed(Origin::stdin(None), &rec(), &passing(), Stored::No);
     ledger.sync().unwrap();
     assert_eq!(ledger.counters.snapshot().dead_lettered, 1);
 }
@@ -95,8 +95,8 @@ fn without_a_spool_passing_failures_go_to_the_dead_letter_file() {
 #[test]
 fn with_no_outlet_a_failure_is_counted_lost() {
     let ledger = Ledger::new(None, None).unwrap();
-    ledger.failed(Origin::stdin(false), &rec(), &permanent(), Stored::No);
-    ledger.failed(Origin::stdin(false), &rec(), &passing(), Stored::No);
+    ledger.failed(Origin::stdin(None), &rec(), &permanent(), Stored::No);
+    ledger.failed(Origin::stdin(None), &rec(), &passing(), Stored::No);
     assert_eq!(ledger.counters.snapshot().lost, 2);
     assert_eq!(ledger.outlet_names(), (None, None));
 }
@@ -110,7 +110,7 @@ fn a_delivered_replay_record_settles_its_spool_file() {
     let n = ledger.replay_add(old.clone());
     ledger.replay_sent(n);
     ledger.replay_read_done(n);
-    ledger.delivered(Origin::spool(n, false));
+    ledger.delivered(Origin::spool(n, None));
     assert!(!old.exists());
     assert_eq!(ledger.counters.snapshot().delivered, 1);
 }
@@ -124,7 +124,7 @@ fn a_respooled_replay_record_keeps_its_file_until_the_new_one_is_published() {
     let n = ledger.replay_add(old.clone());
     ledger.replay_sent(n);
     ledger.replay_read_done(n);
-    ledger.failed(Origin::spool(n, false), &rec(), &passing(), Stored::No);
+    ledger.failed(Origin::spool(n, None), &rec(), &passing(), Stored::No);
     assert!(old.exists());
     ledger.close().unwrap();
     assert!(!old.exists());
@@ -135,11 +135,11 @@ fn sighup_reopens_the_dead_letter_file_by_name() {
     let d = tempfile::tempdir().unwrap();
     let dl = d.path().join("dl.ndjson");
     let ledger = Ledger::new(Some(&dl), None).unwrap();
-    ledger.failed(Origin::stdin(false), &rec(), &permanent(), Stored::No);
+    ledger.failed(Origin::stdin(None), &rec(), &permanent(), Stored::No);
     ledger.sync().unwrap();
     fs::rename(&dl, d.path().join("dl.1")).unwrap();
     ledger.reopen_dead_letter().unwrap();
-    ledger.failed(Origin::stdin(false), &rec(), &permanent(), Stored::No);
+    ledger.failed(Origin::stdin(None), &rec(), &permanent(), Stored::No);
     ledger.close().unwrap();
     assert_eq!(lines(&dl).len(), 1);
     assert_eq!(lines(&d.path().join("dl.1")).len(), 1);
@@ -148,7 +148,7 @@ fn sighup_reopens_the_dead_letter_file_by_name() {
 #[test]
 fn a_dead_letter_file_that_cannot_be_written_counts_its_records_lost() {
     let ledger = Ledger::new(Some(Path::new("/dev/full")), None).unwrap();
-    ledger.failed(Origin::stdin(false), &rec(), &permanent(), Stored::No);
+    ledger.failed(Origin::stdin(None), &rec(), &permanent(), Stored::No);
     assert!(ledger.sync().is_err());
     let t = ledger.counters.snapshot();
     assert_eq!((t.dead_lettered, t.lost), (0, 1));
@@ -166,7 +166,7 @@ fn a_replayed_record_no_file_takes_keeps_its_spool_file() {
     let n = ledger.replay_add(old.clone());
     ledger.replay_sent(n);
     ledger.replay_read_done(n);
-    ledger.failed(Origin::spool(n, false), &rec(), &passing(), Stored::No);
+    ledger.failed(Origin::spool(n, None), &rec(), &passing(), Stored::No);
     assert!(ledger.close().is_err());
     assert!(old.exists(), "the only copy of the record was removed");
     let t = ledger.counters.snapshot();
@@ -220,7 +220,7 @@ fn a_replayed_record_that_fails_for_good_with_no_outlet_is_lost_and_its_file_goe
     let n = ledger.replay_add(old.clone());
     ledger.replay_sent(n);
     ledger.replay_read_done(n);
-    ledger.failed(Origin::spool(n, false), &rec(), &permanent(), Stored::No);
+    ledger.failed(Origin::spool(n, None), &rec(), &permanent(), Stored::No);
     ledger.close().unwrap();
     assert!(
         !old.exists(),

@@ -241,7 +241,7 @@ mod tests {
             timestamp: Some(32_503_680_000_000),
             ..Record::default()
         };
-        let mut p = Parked::of(&rec, Origin::stdin(false));
+        let mut p = Parked::of(&rec, Origin::stdin(None));
         assert_eq!(p.record(), rec);
         p.restamp(1_700_000_000_000, "out of range");
         let r = p.record();
