@@ -101,24 +101,11 @@ fn an_atomic_log_directory_another_user_made_first_is_refused() {
     // then becomes kpipe (exec keeps the pid), so the name is the one kpipe will choose.
     let plant = "setpriv --reuid nobody --regid nogroup --clear-groups \
                  mkdir \"$0/.kpipe-atomic-$$\" && exec \"$@\"";
-    let child = Command::new("sh")
-        .args(["-c", plant, &dir.to_string_lossy(), kpipe_bin()])
-        .args([
-            "-b",
-            shared_brokers(),
-            "-t",
-            "t",
-            "--atomic",
-            "--dead-letter",
-            &dl,
-        ])
-        .env_remove("KPIPE_BROKERS")
-        .env_remove("KPIPE_TOPIC")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting kpipe");
+    let mut sh = Command::new("sh");
+    sh.args(["-c", plant, &dir.to_string_lossy(), kpipe_bin()])
+        .args(["-b", shared_brokers(), "-t", "t"])
+        .args(["--atomic", "--dead-letter", &dl]);
+    let child = piped(&mut sh).spawn().expect("starting kpipe");
     let run = run_with_input(child, b"secret record\n");
     assert_status(&run, Status::CantCreat);
     assert!(run.stderr.contains("exists already"), "{}", run.stderr);

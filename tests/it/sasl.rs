@@ -30,17 +30,12 @@ fn secret_file(name: &str, text: &str) -> PathBuf {
 
 /// kpipe with the secure cluster's krb5.conf, `args` and its stdin piped.
 fn spawn_with_krb5(s: &Secure, args: &[&str]) -> Child {
-    Command::new(kpipe_bin())
+    let mut kpipe = Command::new(kpipe_bin());
+    kpipe
         .args(args)
         .env("KRB5_CONFIG", s.get("KRB5_CONFIG"))
-        .env_remove("KPIPE_BROKERS")
-        .env_remove("KPIPE_TOPIC")
-        .env_remove("KRB5CCNAME")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting kpipe")
+        .env_remove("KRB5CCNAME");
+    piped(&mut kpipe).spawn().expect("starting kpipe")
 }
 
 /// The flags for OAUTHBEARER against the cluster's OAUTH listener, with the secret in `file`.

@@ -351,15 +351,20 @@ pub fn run_with_input(mut child: Child, stdin: &[u8]) -> Run {
 
 /// Starts kpipe with piped stdin, stdout and stderr.
 pub fn spawn(args: &[&str]) -> Child {
-    Command::new(kpipe_bin())
-        .args(args)
+    let mut kpipe = Command::new(kpipe_bin());
+    kpipe.args(args);
+    piped(&mut kpipe).spawn().expect("starting kpipe")
+}
+
+/// `command` (kpipe, or what execs it) with its three streams piped and none of the
+/// environment's KPIPE_ defaults for brokers and topic.
+pub fn piped(command: &mut Command) -> &mut Command {
+    command
         .env_remove("KPIPE_BROKERS")
         .env_remove("KPIPE_TOPIC")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting kpipe")
 }
 
 /// Waits for a child, failing the test if it takes longer than `limit`.
