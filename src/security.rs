@@ -103,11 +103,7 @@ impl Security {
             Some(path) => read_properties_file(path)?,
             None => Vec::new(),
         };
-        let password = match (&cli.sasl_password_file, std::env::var(PASSWORD_ENV)) {
-            (Some(path), _) => Some(read_secret_file(path)?),
-            (None, Ok(p)) if !p.is_empty() => Some(p),
-            _ => None,
-        };
+        let password = secret(cli.sasl_password_file.as_deref(), PASSWORD_ENV)?;
         let mut flags = flag_properties(cli)?;
         if let Some(p) = &password {
             match cli.sasl_mechanism {
@@ -124,12 +120,11 @@ impl Security {
             flags.push(("sasl.password".into(), p.clone()));
         }
         if cli.sasl_mechanism == Some(SaslMechanism::Oauthbearer) {
-            let secret = match (&cli.oauth_client_secret_file, std::env::var(CLIENT_SECRET_ENV)) {
-                (Some(path), _) => read_secret_file(path)?,
-                (None, Ok(s)) if !s.is_empty() => s,
-                _ => bail!(
+            let Some(secret) = secret(cli.oauth_client_secret_file.as_deref(), CLIENT_SECRET_ENV)?
+            else {
+                bail!(
                     "OAUTHBEARER needs the client secret: --oauth-client-secret-file FILE or {CLIENT_SECRET_ENV}"
-                ),
+                )
             };
             flags.push(("sasl.oauthbearer.client.secret".into(), secret));
         }
@@ -343,6 +338,15 @@ pub fn read_properties_file(path: &Path) -> Result<Vec<(String, String)>> {
         check_private(path, "the -F file")?;
     }
     Ok(props)
+}
+
+/// A secret from its file (first line, private) or else from the environment variable `env`.
+fn secret(file: Option<&Path>, env: &str) -> Result<Option<String>> {
+    match (file, std::env::var(env)) {
+        (Some(path), _) => Ok(Some(read_secret_file(path)?)),
+        (None, Ok(s)) if !s.is_empty() => Ok(Some(s)),
+        _ => Ok(None),
+    }
 }
 
 /// Reads a password file (its first line); refuses a file others can read.

@@ -298,7 +298,7 @@ impl ClientContext for Context {
             let (r, reason) = self.credentials_refusal(r, reason);
             // Said once, with what to check, when the loop stops for it.
             log.refused.get_or_insert_with(|| (r, reason.clone()));
-            log.last = Some(reason.to_string());
+            log.last = Some(reason);
             return;
         }
         // Brokers are down because they refused kpipe: not an outage to wait out.
