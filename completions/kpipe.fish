@@ -51,7 +51,7 @@ complete -c kpipe -l connect-timeout -d 'How long kpipe waits for a first answer
 complete -c kpipe -l delivery-timeout -d 'How long one record may take to be delivered, retries included; `never` keeps trying' -r
 complete -c kpipe -l retry-backoff -d 'First pause between retries of a failed produce request' -r
 complete -c kpipe -l retry-backoff-max -d 'Longest pause between retries, reached by doubling' -r
-complete -c kpipe -l max-buffered -d 'Most record bytes held in flight; while full, kpipe stops reading stdin' -r
+complete -c kpipe -l max-buffered -d 'Most record bytes held in flight; while full, kpipe stops reading stdin (--exactly-once reads on into its log)' -r
 complete -c kpipe -l dead-letter -d 'Append records that fail permanently to FILE, as envelope lines with the reason [default with --spool: DIR/dead-letter.ndjson]' -r -F
 complete -c kpipe -l spool -d 'Keep what could not be delivered yet in DIR; the next run sends it first. What the brokers refuse for good goes to DIR/dead-letter.ndjson, never sent again by itself' -r -F
 complete -c kpipe -l transactional-id -d 'Transactional id for --atomic or --exactly-once; a run with the same id fences the last' -r

@@ -222,7 +222,8 @@ pub struct Cli {
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     pub retry_backoff_max: Duration,
 
-    /// Most record bytes held in flight; while full, kpipe stops reading stdin.
+    /// Most record bytes held in flight; while full, kpipe stops reading stdin (--exactly-once
+    /// reads on into its log).
     #[arg(long, long_help = crate::room::MEMORY_LIMIT, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
     pub max_buffered: u64,
 

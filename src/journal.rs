@@ -156,7 +156,7 @@ impl Journal {
     pub fn last_record(&self, delimiter: &[u8]) -> Result<Option<Vec<u8>>> {
         let from = self.end.saturating_sub(LAST_RECORD_BYTES).max(self.start());
         let mut tail = Vec::new();
-        self.reader(from)?
+        self.reader(from)
             .read_to_end(&mut tail)
             .with_context(|| format!("reading the log in {}", self.dir.display()))?;
         let Some(body) = tail.strip_suffix(delimiter) else {
@@ -199,21 +199,25 @@ impl Journal {
         Ok(())
     }
 
-    /// Reads the log from `from` to its end, for resending what no commit covers yet.
-    pub fn reader(&self, from: u64) -> Result<JournalReader> {
+    /// Reads the log from `from` to its end, for resending what no commit covers yet; bytes
+    /// appended meanwhile are read too, so the reader can stand ahead of the input.
+    pub fn reader(&self, from: u64) -> JournalReader {
         let from = from.max(self.start());
-        let mut parts = Vec::new();
-        for (i, &start) in self.segments.iter().enumerate() {
-            let next = self.segments.get(i + 1).copied().unwrap_or(self.end);
-            if next > from {
-                parts.push((self.segment_path(start), from.saturating_sub(start)));
-            }
-        }
+        // The last segment is always read: it is where appended bytes go.
+        let mut parts: Vec<(u64, u64)> = self
+            .segments
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| self.segments.get(i + 1).is_none_or(|&next| next > from))
+            .map(|(_, &start)| (start, from.saturating_sub(start)))
+            .collect();
         parts.reverse();
-        Ok(JournalReader {
+        JournalReader {
+            dir: self.dir.clone(),
             parts,
             current: None,
-        })
+            at: from,
+        }
     }
 
     /// Deletes the segments that hold only bytes before `committed`.
@@ -325,28 +329,42 @@ fn open_segment(dir: &Path, start: u64) -> Result<File> {
         .with_context(|| format!("opening the log segment {}", path.display()))
 }
 
-/// The log from one position on, as one stream of bytes.
+/// The log from one position on, as one stream of bytes, up to wherever its end is when read.
 pub struct JournalReader {
-    /// Segments still to read (last first), with the offset to start at in each.
-    parts: Vec<(PathBuf, u64)>,
-    current: Option<File>,
+    dir: PathBuf,
+    /// Segments still to read (last first): each one's start, and the offset to begin at in it.
+    parts: Vec<(u64, u64)>,
+    /// The segment being read, and its start.
+    current: Option<(u64, File)>,
+    /// The position of the next byte.
+    at: u64,
 }
 
 impl Read for JournalReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
-            if let Some(f) = &mut self.current {
-                match f.read(buf)? {
-                    0 => self.current = None,
-                    n => return Ok(n),
+            if let Some((_, f)) = &mut self.current {
+                let n = f.read(buf)?;
+                if n > 0 {
+                    self.at += n as u64;
+                    return Ok(n);
                 }
             }
-            let Some((path, skip)) = self.parts.pop() else {
-                return Ok(0);
+            let (start, skip, known) = match self.parts.pop() {
+                Some((start, skip)) => (start, skip, true),
+                // At the end of the last segment: the log may have rolled on to one that
+                // begins here; else this is its end for now.
+                None if self.current.as_ref().is_some_and(|(s, _)| *s == self.at) => return Ok(0),
+                None => (self.at, 0, false),
             };
-            let mut f = File::open(path)?;
+            let mut f = match File::open(segment_path(&self.dir, start)) {
+                Ok(f) => f,
+                Err(e) if !known && e.kind() == io::ErrorKind::NotFound => return Ok(0),
+                Err(e) => return Err(e),
+            };
             f.seek(SeekFrom::Start(skip))?;
-            self.current = Some(f);
+            self.at = start + skip;
+            self.current = Some((start, f));
         }
     }
 }
@@ -357,7 +375,7 @@ mod tests {
 
     fn read_all(j: &Journal, from: u64) -> Vec<u8> {
         let mut v = Vec::new();
-        j.reader(from).unwrap().read_to_end(&mut v).unwrap();
+        j.reader(from).read_to_end(&mut v).unwrap();
         v
     }
 
@@ -395,6 +413,25 @@ mod tests {
             .filter(|e| e.as_ref().unwrap().path().extension() == Some("log".as_ref()))
             .count();
         assert_eq!(segments, 1);
+    }
+
+    #[test]
+    fn a_reader_goes_on_with_what_is_appended_after_it_was_made() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path()).unwrap();
+        j.append(b"one\n").unwrap();
+        let mut r = j.reader(j.end());
+        let mut got = Vec::new();
+        r.read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"");
+        j.append(b"two\n").unwrap();
+        j.roll(j.end()).unwrap();
+        j.append(b"three\n").unwrap();
+        r.read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"two\nthree\n");
+        j.append(b"four\n").unwrap();
+        r.read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"two\nthree\nfour\n");
     }
 
     #[test]

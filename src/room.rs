@@ -9,7 +9,8 @@ pub const MEMORY_LIMIT: &str = "Memory is bounded by --max-buffered (default 64M
 holds at most that many record bytes, and at most one record per 2 KiB of it (32768 records by \
 default) while records go to one topic. Each topic in use adds room for 1024 records, up to one \
 record per 512 B (131072 by default): every partition batches its own records. While a limit is \
-reached, kpipe stops reading stdin, so the backpressure reaches the writer.";
+reached, kpipe stops reading stdin, so the backpressure reaches the writer (under --exactly-once \
+stdin goes on into the log, on disk, where a SIGKILL cannot take it).";
 
 /// Bytes of `--max-buffered` per record librdkafka may hold while records go to one topic.
 pub const BYTES_PER_RECORD: u64 = 2048;

@@ -44,6 +44,11 @@ impl Delivery {
         }
     }
 
+    /// Whether each line read is answered once it is logged (`--confirm`).
+    pub fn confirms(&self) -> bool {
+        self.txn().is_some_and(Txn::confirms)
+    }
+
     /// Why the record ending at input offset `end` is kept as failed instead of sent (only a
     /// transaction's log withholds records: see `Txn::withheld`).
     pub fn withheld(&self, end: u64) -> Option<String> {

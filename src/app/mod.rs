@@ -97,10 +97,6 @@ struct App {
     last_rescan: Instant,
     /// Each record on its own, or inside transactions.
     delivery: Delivery,
-    /// `--confirm`: the answers to rsyslog.
-    confirm: Option<confirm::Confirm>,
-    /// Input was read into the log while a commit waited, and is not handled yet.
-    logged_ahead: bool,
 }
 
 impl App {
@@ -117,8 +113,8 @@ impl App {
             }
         };
         // Ready before transactions start: what comes meanwhile goes into the log, confirmed.
-        if let Some(c) = &mut self.confirm {
-            c.ready();
+        if let Some(t) = self.delivery.txn_mut() {
+            t.ready();
         }
         if let Err(setup::Setup(status, e)) = self.start_transactions(&mut input) {
             say!("kpipe: {e:#}");
@@ -179,14 +175,11 @@ impl App {
 
     /// Reads one block (waiting at most a tick) and handles the records in it.
     fn read(&mut self, input: &mut BlockReader, framer: &mut dyn Framer) {
-        let fill = input.fill(TICK);
-        // Input logged while a commit waited is handled even if no more comes.
-        let ahead = std::mem::take(&mut self.logged_ahead);
-        match fill {
+        match input.fill(TICK) {
             // The poll waits on stdin alone: delivery reports that came meanwhile are served
             // now, so counters, statistics and failed records do not wait for more input.
-            Ok(Fill::Idle) if !ahead => return self.out.sink.wait(Duration::ZERO),
-            Ok(Fill::Idle | Fill::Data | Fill::Eof) => {}
+            Ok(Fill::Idle) => return self.out.sink.wait(Duration::ZERO),
+            Ok(Fill::Data | Fill::Eof) => {}
             Err(e) => return self.input_failed(e),
         }
         self.log_input(input);
@@ -195,7 +188,7 @@ impl App {
         self.out.sink.wait(Duration::ZERO);
         if input.at_eof() && input.window().is_empty() {
             self.out.life.input_ended(Instant::now());
-        } else if input.writer_trickles() && self.confirm.is_none() {
+        } else if input.writer_trickles() && !self.delivery.confirms() {
             // Let the pipe gather a few hundred records: they wait less than linger.ms would
             // make them wait anyway, and kpipe and its writer (syslog-ng writes each message on
             // its own) stop waking each other for every record. (Under --confirm nothing
@@ -208,6 +201,8 @@ impl App {
     /// nothing the writer counts as written is left behind: each record still goes to Kafka if
     /// there is room, else straight to the spool or dead-letter file.
     fn sweep(&mut self, input: &mut BlockReader, framer: &mut dyn Framer) {
+        // While the log is resent, what the pipe holds is kept in the log for the next run.
+        self.drain_input(input);
         let until = Instant::now() + SWEEP_LIMIT;
         while input.is_stream() && !input.at_eof() && Instant::now() < until {
             match input.fill(Duration::ZERO) {
@@ -275,9 +270,11 @@ impl App {
             // What is already read is handled even after a second signal: it goes to the spool.
             self.out.observe_signals();
             if !at_end && self.out.life.must_close_input() {
+                self.follow_log(input);
                 return false;
             }
         }
+        self.follow_log(input);
         true
     }
 
@@ -420,6 +417,7 @@ impl App {
     /// (returns where to resend from when it was aborted).
     fn tick(&mut self, input: &mut BlockReader) -> Option<u64> {
         self.out.tick();
+        self.drain_input(input);
         if self.spool.is_some()
             && self.out.life.phase(Instant::now(), 1) == Phase::Reading
             && self.last_rescan.elapsed() >= replay::RESCAN

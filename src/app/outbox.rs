@@ -127,7 +127,13 @@ impl Outbox {
     /// allows; a record that cannot wait any longer goes to the spool or dead-letter file, or
     /// in a transactional run stays in the log. Returns whether the sink took it.
     pub fn send(&mut self, rec: &Record, origin: Origin) -> bool {
+        self.send_while(rec, origin, || {})
+    }
+
+    /// `send`, calling `waiting` each time it waits for room.
+    pub fn send_while(&mut self, rec: &Record, origin: Origin, mut waiting: impl FnMut()) -> bool {
         while self.sink.send(rec, origin).is_err() {
+            waiting();
             self.tick();
             if !self.life.may_wait_for_room(Instant::now()) {
                 if !self.transactional {

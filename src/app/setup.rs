@@ -5,7 +5,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::confirm::Confirm;
 use super::delivery::Delivery;
 use super::lifecycle::{Drain, Lifecycle};
 use super::outbox::Outbox;
@@ -83,11 +82,15 @@ impl App {
         });
         let delivery = match &s.transactions {
             Some(t) if !s.dry_run => Delivery::Transactions(Box::new(
-                Txn::new(t.clone(), spool_dir.as_deref(), dead_letter.as_deref()).map_err(|e| {
-                    match e.downcast_ref::<super::txn::IdInUse>() {
-                        Some(_) => Setup(Status::TempFail, e),
-                        None => Setup(Status::CantCreat, e),
-                    }
+                Txn::new(
+                    t.clone(),
+                    spool_dir.as_deref(),
+                    dead_letter.as_deref(),
+                    s.confirm,
+                )
+                .map_err(|e| match e.downcast_ref::<super::txn::IdInUse>() {
+                    Some(_) => Setup(Status::TempFail, e),
+                    None => Setup(Status::CantCreat, e),
                 })?,
             )),
             _ => Delivery::EachRecord,
@@ -173,8 +176,6 @@ impl App {
             spool,
             lines: 0,
             source: (0, 0),
-            confirm: s.confirm.then(Confirm::default),
-            logged_ahead: false,
             seen_malformed: false,
             io_error: None,
             last_rescan: Instant::now(),

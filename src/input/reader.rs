@@ -174,6 +174,35 @@ impl BlockReader {
         self.prefix_only = !then_input;
     }
 
+    /// Goes on with `prefix` after the window, before the input: it reads the bytes from stream
+    /// position `at` on, which were taken from the input (`Behind`) and logged while the window
+    /// was still being handled.
+    pub fn follow(&mut self, prefix: Box<dyn Read + Send>, at: u64) {
+        debug_assert_eq!(
+            at,
+            self.base + self.end as u64,
+            "the prefix must go on where the window ends"
+        );
+        self.prefix = Some(prefix);
+        self.prefix_only = false;
+    }
+
+    /// Reads `bytes` after the prefix (or next, if there is none), and then treats the input as
+    /// ended: bytes taken from the input that the log could not keep.
+    pub fn end_with(&mut self, bytes: Vec<u8>) {
+        let first: Box<dyn Read + Send> = match self.prefix.take() {
+            Some(prefix) => prefix,
+            None => Box::new(io::empty()),
+        };
+        self.prefix = Some(Box::new(first.chain(io::Cursor::new(bytes))));
+        self.prefix_only = true;
+    }
+
+    /// Whether what is read next comes from a prefix (the log) rather than the input itself.
+    pub fn has_prefix(&self) -> bool {
+        self.prefix.is_some()
+    }
+
     /// The bytes the last `fill` took from the input itself (not from a prefix), for the log.
     pub fn fresh(&self) -> &[u8] {
         &self.buf[self.fresh.min(self.end)..self.end]
@@ -199,7 +228,7 @@ impl BlockReader {
     /// records one small write at a time, and reading again at once would cost a wake-up (on
     /// both sides) for every record.
     pub fn writer_trickles(&self) -> bool {
-        self.stream && !self.eof && self.last_read < SHORT_READ
+        self.stream && !self.eof && self.prefix.is_none() && self.last_read < SHORT_READ
     }
 
     /// Whether the input has ended.

@@ -371,6 +371,85 @@ fn exactly_once_rides_out_a_broker_outage_and_lands_everything_once() {
 }
 
 #[test]
+fn exactly_once_keeps_its_pipe_in_the_log_while_it_resends_a_backlog_to_a_broker_that_is_away() {
+    // The backlog fills the producer's queue many times over (--max-buffered 1MiB), so
+    // resending it keeps kpipe waiting for room; the later records fit in a pipe.
+    const BACKLOG: usize = 1_000_000;
+    const LATER: usize = 3_000;
+    let c = Cluster::start("eo-behind", 1);
+    let topic = fresh_topic("eo-behind");
+    create_topic(&c.bootstrap, &topic, 3, 1, &[]);
+    let spool = temp_dir("eo-behind");
+    let spool_arg = spool.to_str().unwrap();
+    let args = [
+        "-b",
+        &c.bootstrap,
+        "-t",
+        &topic,
+        "--exactly-once",
+        "--spool",
+        spool_arg,
+        "--transaction-timeout",
+        "5m",
+        "--commit-interval",
+        "4m",
+        "--max-buffered",
+        "1MiB",
+    ];
+
+    // A run that reads the backlog into its log and is killed before it commits any of it.
+    let (mut first, mut pipe, watch) = spawn_on_pipe(&args);
+    // From a thread: a kpipe that stopped early would leave the write waiting.
+    let writer = std::thread::spawn(move || pipe.write_all(numbered(0, BACKLOG).as_bytes()));
+    while !writer.is_finished() {
+        if first.try_wait().unwrap().is_some() {
+            let run = wait_with_limit(first, WAIT);
+            panic!("the first run stopped: {}", run.stderr);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    wait_until_read(&watch, WAIT).expect("the first run did not read all its input");
+    // Each block is logged as soon as it is read.
+    std::thread::sleep(Duration::from_secs(1));
+    signal(&first, "KILL");
+    let _ = wait_with_limit(first, WAIT);
+
+    // The next run resends the backlog from the log; its broker goes away meanwhile, and its
+    // caller writes more. That must not wait in the pipe, where a SIGKILL would take it.
+    let (mut second, mut pipe, watch) = spawn_on_pipe(&args);
+    let mut stderr = BufReader::new(second.stderr.take().unwrap());
+    let mut said = String::new();
+    while !said.contains("resending") {
+        let mut line = String::new();
+        if stderr.read_line(&mut line).unwrap() == 0 {
+            panic!("the second run ended before it resent its log: {said}");
+        }
+        said.push_str(&line);
+    }
+    c.kill_node(1);
+    let drained = std::thread::spawn(move || std::io::read_to_string(stderr));
+    pipe.write_all(numbered(BACKLOG, BACKLOG + LATER).as_bytes())
+        .unwrap();
+    let left = wait_until_read(&watch, WAIT);
+    signal(&second, "KILL");
+    let _ = second.wait();
+    let said = said + &drained.join().unwrap().unwrap_or_default();
+    if let Err(bytes) = left {
+        panic!("{bytes} bytes stayed in the pipe while the log was resent: {said}");
+    }
+    drop(pipe);
+
+    c.start_node(1);
+    let run = kpipe(&args, b"");
+    assert_status(&run, Status::Ok);
+    let landed = read_topic(&c.bootstrap, &topic, BACKLOG + LATER, WAIT);
+    let (seen, cut) = sequence_numbers(&landed);
+    assert_eq!(cut, 0);
+    assert!(seen.values().all(|&n| n == 1), "a record landed twice");
+    assert_eq!(seen.len(), BACKLOG + LATER, "records missing");
+}
+
+#[test]
 fn a_transaction_timeout_above_the_brokers_maximum_is_refused_at_start() {
     let brokers = shared_brokers();
     let topic = fresh_topic("atomic-timeout");
@@ -538,8 +617,11 @@ fn exactly_once_sends_records_the_broker_refuses_to_the_dead_letter_file_and_the
     let said = said.join().unwrap();
     assert_eq!(run.code(), 75, "{said}");
     // Two aborts per refused record: its batch named no record, so the log is sent again one
-    // record at a time, and then without the record refused alone.
-    assert_eq!(said.matches("was aborted").count(), 4, "{said}");
+    // record at a time, and then without the record refused alone; one, for the second, when
+    // it comes while the log is still sent one record at a time (the rest of the input, taken
+    // into the log meanwhile, is read on from there before the next commit).
+    let aborts = said.matches("was aborted").count();
+    assert!((3..=4).contains(&aborts), "{aborts} aborts: {said}");
     let landed = read_topic(brokers, &healthy, 3000, WAIT);
     let mut values: Vec<usize> = landed
         .iter()

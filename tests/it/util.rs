@@ -356,6 +356,37 @@ pub fn spawn(args: &[&str]) -> Child {
     piped(&mut kpipe).spawn().expect("starting kpipe")
 }
 
+/// kpipe reading a pipe whose ends the test holds: the write end, and a second read end
+/// through which `unread` sees what kpipe has not read yet.
+pub fn spawn_on_pipe(args: &[&str]) -> (Child, std::fs::File, std::os::fd::OwnedFd) {
+    let (read_end, write_end) = rustix::pipe::pipe().expect("pipe");
+    let watch = read_end.try_clone().expect("dup");
+    let mut kpipe = Command::new(kpipe_bin());
+    kpipe.args(args);
+    let child = piped(&mut kpipe)
+        .stdin(Stdio::from(read_end))
+        .spawn()
+        .expect("starting kpipe");
+    (child, std::fs::File::from(write_end), watch)
+}
+
+/// Bytes written to a pipe that no one has read yet.
+pub fn unread(watch: &std::os::fd::OwnedFd) -> u64 {
+    rustix::io::ioctl_fionread(watch).expect("FIONREAD")
+}
+
+/// Waits up to `limit` for a pipe to be read empty; what it still holds if not.
+pub fn wait_until_read(watch: &std::os::fd::OwnedFd, limit: Duration) -> Result<(), u64> {
+    let until = Instant::now() + limit;
+    loop {
+        match unread(watch) {
+            0 => return Ok(()),
+            n if Instant::now() > until => return Err(n),
+            _ => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+}
+
 /// `command` (kpipe, or what execs it) with its three streams piped and none of the
 /// environment's KPIPE_ defaults for brokers and topic.
 pub fn piped(command: &mut Command) -> &mut Command {

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
+mod behind;
 mod rewind;
 mod start;
 
@@ -19,7 +20,7 @@ use super::outbox::Outbox;
 use super::{App, Input};
 use crate::failed::Stored;
 use crate::guarantee::{Mode, Transactions};
-use crate::input::{BlockReader, Fill};
+use crate::input::BlockReader;
 use crate::journal::Journal;
 use crate::message::Origin;
 use crate::reason::Reason;
@@ -30,9 +31,6 @@ use crate::wire::Record;
 
 /// How many aborts in a row after the input is over are resent at once (see `aborted`).
 const ABORTS_AT_END: u32 = 3;
-
-/// How much input may be read into the log while a commit waits (see `log_ahead`).
-const LOGGED_AHEAD: usize = 8 << 20;
 
 /// How long a commit or abort may block, at most.
 pub(super) const TXN_WAIT: Duration = Duration::from_secs(60);
@@ -75,6 +73,15 @@ pub(super) struct Txn {
     /// Where the log ends once it could not take more: input past it is not sent (a record
     /// not in the log could be lost to a kill, and one partly in it would arrive cut).
     logged_end: Option<u64>,
+    /// `--confirm`: the answers to rsyslog.
+    confirm: Option<Confirm>,
+    /// `--exactly-once` reading a pipe: takes the input into the log while kpipe is busy.
+    behind: Option<behind::Behind>,
+    /// Where the input taken into the log behind the reader begins, until the reader follows.
+    follow_from: Option<u64>,
+    /// Input read that the log could not keep: read after the log (each time it is read), and
+    /// failed.
+    unlogged: Vec<u8>,
 }
 
 /// The input counted up to a commit: records, bytes and empty records read (the ledger's
@@ -130,7 +137,12 @@ pub(super) fn next_step(mode: Mode, interval: Duration, s: Seen) -> Step {
 
 impl Txn {
     /// Sets up the transaction state and the log.
-    pub fn new(t: Transactions, spool: Option<&Path>, dead_letter: Option<&Path>) -> Result<Txn> {
+    pub fn new(
+        t: Transactions,
+        spool: Option<&Path>,
+        dead_letter: Option<&Path>,
+        confirm: bool,
+    ) -> Result<Txn> {
         let id_lock = match t.mode {
             Mode::Atomic if t.derived => Some(lock_id(&t.id)?),
             _ => None,
@@ -163,6 +175,10 @@ impl Txn {
             aborted: None,
             log_error: None,
             logged_end: None,
+            confirm: confirm.then(Confirm::default),
+            behind: None,
+            follow_from: None,
+            unlogged: Vec::new(),
         })
     }
 
@@ -248,11 +264,7 @@ pub(super) fn log_failed(log_error: &mut Option<String>, e: &anyhow::Error) -> S
 
 /// Appends what the last read took from the input to the log (when there is one that still
 /// takes input), then confirms its lines. The error, said, if the log could not take it.
-fn log_block(
-    txn: &mut Txn,
-    input: &BlockReader,
-    confirm: Option<&mut Confirm>,
-) -> Result<(), String> {
+fn log_block(txn: &mut Txn, input: &BlockReader) -> Result<(), String> {
     let (Some(j), None) = (&mut txn.journal, &txn.log_error) else {
         return Ok(());
     };
@@ -266,37 +278,20 @@ fn log_block(
         txn.logged_end = Some(j.end());
         return Err(log_failed(&mut txn.log_error, &e));
     }
-    if let Some(c) = confirm {
+    if let Some(c) = &mut txn.confirm {
         c.kept(input.fresh());
     }
     Ok(())
 }
 
-/// While a commit waits (for a broker that is away, say), the input goes on into the log, and
-/// is confirmed, instead of waiting in the pipe, where a kill would take it: read into the
-/// window (up to `LOGGED_AHEAD` bytes), logged, and handled after the commit.
-fn log_ahead(
-    txn: &mut Txn,
-    input: &mut BlockReader,
-    mut confirm: Option<&mut Confirm>,
-    done: impl Fn() -> bool,
-) -> Result<bool, String> {
-    let mut took = false;
+/// While a commit waits (for a broker that is away, say), what the input brings goes on into
+/// the log, confirmed, instead of waiting in the pipe, where a kill would take it.
+fn log_ahead(txn: &mut Txn, done: impl Fn() -> bool) {
     while !done() {
-        if input.window().len() >= LOGGED_AHEAD || input.at_eof() {
+        if !txn.drain(Duration::from_millis(1)) {
             std::thread::sleep(Duration::from_millis(1));
-            continue;
         }
-        match input.fill(Duration::from_millis(1)) {
-            Ok(Fill::Data) => {}
-            Ok(Fill::Idle | Fill::Eof) => continue,
-            // The main loop finds out again when it reads.
-            Err(_) => return Ok(took),
-        }
-        log_block(txn, input, confirm.as_deref_mut())?;
-        took = true;
     }
-    Ok(took)
 }
 
 impl Txn {
@@ -381,7 +376,10 @@ impl Txn {
         }
         let alone = out.sink.kafka().is_some_and(|k| k.one_at_a_time());
         let origin = if alone { origin.alone() } else { origin };
-        if out.send(rec, origin) {
+        // While the producer has no room, the input goes into the log, not the pipe.
+        if out.send_while(rec, origin, || {
+            self.drain(Duration::ZERO);
+        }) {
             self.sent += 1;
             if alone {
                 out.wait_until_settled();
@@ -389,6 +387,71 @@ impl Txn {
         } else {
             self.blocked = true;
         }
+    }
+}
+
+impl Txn {
+    /// Tells rsyslog that kpipe takes records (`--confirm`).
+    pub fn ready(&mut self) {
+        if let Some(c) = &mut self.confirm {
+            c.ready();
+        }
+    }
+
+    /// Whether each line is answered once logged (`--confirm`).
+    pub fn confirms(&self) -> bool {
+        self.confirm.is_some()
+    }
+
+    /// Takes what the input holds now (waiting up to `wait` for it) into the log, confirmed,
+    /// while the reader is busy elsewhere; the reader reads it back from there (`follow`).
+    /// Whether it took any.
+    pub fn drain(&mut self, wait: Duration) -> bool {
+        let (Some(behind), Some(j), None) = (&mut self.behind, &mut self.journal, &self.log_error)
+        else {
+            return false;
+        };
+        let block = behind.take(wait);
+        if block.is_empty() {
+            return false;
+        }
+        // Input not read yet: the last run's unconfirmed line can still be dropped here.
+        let resent = self.confirm.as_mut().map_or(0, |c| c.resent_len(block));
+        let block = &block[resent..];
+        self.follow_from.get_or_insert(j.end());
+        if let Err(e) = j.append(block) {
+            self.logged_end = Some(j.end());
+            self.unlogged = block.to_vec();
+            log_failed(&mut self.log_error, &e);
+            return true;
+        }
+        if let Some(c) = &mut self.confirm {
+            c.kept(block);
+        }
+        true
+    }
+
+    /// Has the reader read what `drain` took into the log before it reads the input again
+    /// (a reader already reading the log reads to its end). The log's error, if it could not
+    /// keep all of it: that part is read last, and then the input counts as ended.
+    pub fn follow(&mut self, input: &mut BlockReader) -> Option<String> {
+        let from = self.follow_from.take()?;
+        if let (false, Some(j)) = (input.has_prefix(), &self.journal) {
+            input.follow(Box::new(j.reader(from)), from);
+        }
+        self.read_unlogged(input)
+            .then(|| self.log_error.clone())
+            .flatten()
+    }
+
+    /// Has the reader read the input the log could not keep after the log, as the input's
+    /// end (its records are failed as not logged: `withheld`). Whether there is any.
+    pub fn read_unlogged(&self, input: &mut BlockReader) -> bool {
+        if self.unlogged.is_empty() {
+            return false;
+        }
+        input.end_with(self.unlogged.clone());
+        true
     }
 }
 
@@ -417,10 +480,29 @@ impl App {
         let Some(txn) = self.delivery.txn_mut() else {
             return;
         };
-        if let Err(text) = log_block(txn, input, self.confirm.as_mut()) {
+        if let Err(text) = log_block(txn, input) {
             self.io_error.get_or_insert(text);
             self.out.life.halt(Halt::InputFailed);
         }
+    }
+
+    /// Has the reader read what was taken into the log behind it first (`Txn::follow`).
+    pub(super) fn follow_log(&mut self, input: &mut BlockReader) {
+        let Some(txn) = self.delivery.txn_mut() else {
+            return;
+        };
+        if let Some(text) = txn.follow(input) {
+            self.io_error.get_or_insert(text);
+        }
+    }
+
+    /// While the reader reads the log (resending it), takes what the input brings into the log
+    /// behind it.
+    pub(super) fn drain_input(&mut self, input: &mut BlockReader) {
+        if let Some(txn) = self.delivery.txn_mut().filter(|_| input.has_prefix()) {
+            txn.drain(Duration::ZERO);
+        }
+        self.follow_log(input);
     }
 
     /// Whether a transaction is open (it must be settled before the run ends).
@@ -472,6 +554,7 @@ impl App {
                 .send_position(&txn.t.offsets_topic, &txn.t.id, txn.position)
                 .is_err()
             {
+                txn.drain(Duration::ZERO);
                 k.poll(Duration::from_millis(10));
             }
             if let Some(j) = &mut txn.journal {
@@ -481,34 +564,23 @@ impl App {
             }
         }
         let began = Instant::now();
-        let logs_ahead = txn.t.mode == Mode::ExactlyOnce && !input_done && input.is_stream();
-        let committed = match logs_ahead {
+        let committed = match !input_done && txn.behind.is_some() {
             true => {
                 // The producer stays on this thread (its topic handles are not Send).
                 let done = AtomicBool::new(false);
-                let confirm = self.confirm.as_mut();
                 std::thread::scope(|scope| {
-                    let ahead =
-                        scope.spawn(|| log_ahead(txn, input, confirm, || done.load(Relaxed)));
+                    let ahead = scope.spawn(|| log_ahead(txn, || done.load(Relaxed)));
                     let committed = k.commit(TXN_WAIT);
                     done.store(true, Relaxed);
-                    let ahead = ahead
-                        .join()
-                        .unwrap_or_else(|_| Err("logging ahead panicked".into()));
-                    (committed, ahead)
+                    if ahead.join().is_err() {
+                        say!("kpipe: logging the input while a commit waited panicked");
+                    }
+                    committed
                 })
             }
-            false => (k.commit(TXN_WAIT), Ok(false)),
+            false => k.commit(TXN_WAIT),
         };
-        let (committed, ahead) = committed;
-        match ahead {
-            Ok(took) => self.logged_ahead |= took,
-            Err(text) => {
-                self.logged_ahead = true;
-                self.io_error.get_or_insert(text);
-                self.out.life.halt(Halt::InputFailed);
-            }
-        }
+        self.follow_log(input);
         let txn = self.delivery.txn_mut()?;
         match committed {
             Ok(n) => {

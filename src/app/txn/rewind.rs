@@ -4,9 +4,6 @@
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
-
-use crate::app::lifecycle::Halt;
 use crate::app::{App, Input};
 use crate::input::{BlockReader, Framer};
 
@@ -23,19 +20,15 @@ impl App {
             return;
         };
         let Some(j) = &txn.journal else { return };
-        let reader = match j.reader(at).context("reading the log back") {
-            Ok(r) => r,
-            Err(e) => {
-                self.io_error.get_or_insert_with(|| format!("{e:#}"));
-                self.out.life.halt(Halt::InputFailed);
-                return;
-            }
-        };
+        let reader = j.reader(at);
         // An aborted batch fails every record; one resent after a refusal sends them again.
         let batch = txn.aborted.is_some();
         let ended = input.at_eof();
         txn.judged = txn.judged.max(input.offset());
         input.rewind(Box::new(reader), at, !batch && !ended);
+        // The log is read to its end, with the input taken in behind the reader.
+        txn.follow_from = None;
+        txn.read_unlogged(input);
         *framer = self.framer();
         if batch {
             self.lines = 0;

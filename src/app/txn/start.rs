@@ -1,7 +1,6 @@
 //! Starting a transactional run: fencing the id's earlier producer and, for a stream, finding
 //! the committed log position while the input goes on into the log.
 
-use std::io::Read as _;
 use std::time::Duration;
 
 use anyhow::Result;
@@ -54,14 +53,17 @@ impl App {
         // A piece of a record the last run left (killed, or out of space) is failed when it
         // is read (`Txn::withheld`), by this run or, if this one is killed first, the next.
         journal.mend(&self.s.delimiter)?;
-        if let Some(c) = self.confirm.as_mut().filter(|_| self.s.drop_resent) {
+        if let Some(c) = txn.confirm.as_mut().filter(|_| self.s.drop_resent) {
             c.drop_resent(journal.last_record(&self.s.delimiter)?);
+        }
+        if self.s.inputs.is_empty() {
+            txn.behind = super::behind::Behind::stdin();
         }
         let before = journal.end();
         // Fencing and reading the offsets topic take a second or so; meanwhile the input goes
         // into the log, where a kill cannot take it, rather than wait in the pipe.
         let (t, client, starter) = (&txn.t, &self.s.client, k.starter());
-        let confirm = self.confirm.as_mut();
+        let confirm = txn.confirm.as_mut();
         let committed = std::thread::scope(|scope| {
             let start = scope.spawn(|| -> Result<Option<u64>> {
                 starter.init_transactions(t.timeout, TXN_WAIT)?;
@@ -90,7 +92,7 @@ impl App {
             // what was just logged goes after the commit, so no position means two things.
             say!("kpipe: the log ends before the last commit (its unsynced end was lost in a crash); going on from the commit");
             let mut moved = Vec::new();
-            std::io::Read::read_to_end(&mut journal.reader(before)?, &mut moved)?;
+            std::io::Read::read_to_end(&mut journal.reader(before), &mut moved)?;
             at = at.max(journal.end());
             journal.skip_to(at)?;
             journal.append(&moved)?;
@@ -98,12 +100,13 @@ impl App {
             say!("kpipe: the log starts after the last commit ({at} < {}): bytes in between were removed by hand and are not sent", journal.start());
             at = journal.start();
         }
-        let behind = before.saturating_sub(at);
-        if behind > 0 && !self.s.quiet {
-            say!("kpipe: resending {behind} bytes of input from the log that no commit covers");
+        let backlog = before.saturating_sub(at);
+        if backlog > 0 && !self.s.quiet {
+            say!("kpipe: resending {backlog} bytes of input from the log that no commit covers");
         }
-        let reader = journal.reader(at)?.chain(std::io::Cursor::new(unlogged));
-        input.rewind(Box::new(reader), at, txn.log_error.is_none());
+        input.rewind(Box::new(journal.reader(at)), at, txn.log_error.is_none());
+        txn.unlogged = unlogged;
+        txn.read_unlogged(input);
         txn.committed = at;
         txn.position = at;
         Ok(())

@@ -1,0 +1,90 @@
+//! What standard input brings while kpipe is busy elsewhere (waiting for room in the producer's
+//! queue, for a commit, or resending its log), taken into the log at once instead of left in
+//! the pipe, where a SIGKILL would take it; the reader reads it back from the log
+//! (`BlockReader::follow`).
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::fd::AsFd;
+use std::time::Duration;
+
+use rustix::event::{PollFd, PollFlags};
+
+/// Most taken at once: what a pipe holds once kpipe has grown it.
+const MOST: usize = 1 << 20;
+
+/// A second descriptor for standard input, read only while the reader is not reading it.
+pub(super) struct Behind {
+    input: File,
+    buf: Vec<u8>,
+    /// The input ended or failed: the reader finds out when it reads the input again.
+    ended: bool,
+}
+
+impl Behind {
+    /// For standard input when it is a pipe or socket (a file keeps what kpipe has not read).
+    pub fn stdin() -> Option<Behind> {
+        let input = File::from(io::stdin().as_fd().try_clone_to_owned().ok()?);
+        let kind = input.metadata().ok()?.file_type();
+        use std::os::unix::fs::FileTypeExt;
+        (kind.is_fifo() || kind.is_socket()).then(|| Behind {
+            input,
+            buf: Vec::new(),
+            ended: false,
+        })
+    }
+
+    /// What the input holds now (waiting up to `wait` for the first byte), up to `MOST` bytes;
+    /// empty if nothing came.
+    pub fn take(&mut self, wait: Duration) -> &[u8] {
+        let mut len = 0;
+        if self.buf.is_empty() {
+            self.buf = vec![0; MOST];
+        }
+        let mut wait = wait;
+        while !self.ended && len < MOST && self.readable(wait) {
+            wait = Duration::ZERO;
+            match self.input.read(&mut self.buf[len..]) {
+                Ok(0) => self.ended = true,
+                Ok(n) => len += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => self.ended = true,
+            }
+        }
+        &self.buf[..len]
+    }
+
+    fn readable(&self, wait: Duration) -> bool {
+        let timeout = rustix::event::Timespec::try_from(wait).ok();
+        let mut fds = [PollFd::new(&self.input, PollFlags::IN)];
+        rustix::event::poll(&mut fds, timeout.as_ref()).is_ok_and(|n| n > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn behind(read_end: File) -> Behind {
+        Behind {
+            input: read_end,
+            buf: Vec::new(),
+            ended: false,
+        }
+    }
+
+    #[test]
+    fn takes_what_the_pipe_holds_and_stops_at_its_end() {
+        let (r, w) = rustix::pipe::pipe().unwrap();
+        let (mut w, mut b) = (File::from(w), behind(File::from(r)));
+        assert_eq!(b.take(Duration::ZERO), b"");
+        w.write_all(b"one\ntwo\n").unwrap();
+        assert_eq!(b.take(Duration::ZERO), b"one\ntwo\n");
+        w.write_all(b"three\n").unwrap();
+        drop(w);
+        assert_eq!(b.take(Duration::from_secs(5)), b"three\n");
+        assert!(b.ended);
+        assert_eq!(b.take(Duration::from_secs(5)), b"");
+    }
+}
