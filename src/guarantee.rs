@@ -166,9 +166,9 @@ pub const GUARANTEES: &[(&str, [&str; 4], &str)] = &[
             "lost: what kpipe held (up to --max-buffered) and what sat in the pipe",
             "lost: the same; the spool is written only for failures",
             "none visible; a rerun with the same --transactional-id fences the dead run and sends all once",
-            "neither for what kpipe had read; what sat in the pipe (up to 1 MiB) is lost",
+            "neither for what kpipe had read, and it reads on into its log whenever it waits (for room, a commit, a broker, while it resends its log): lost is only what the caller wrote since kpipe's last read; under rsyslog with --confirm, nothing",
         ],
-        "transactions::atomic_run_killed_half_way_shows_nothing_and_its_rerun_shows_everything_once, transactions::exactly_once_survives_five_sigkills_and_a_leader_kill",
+        "transactions::atomic_run_killed_half_way_shows_nothing_and_its_rerun_shows_everything_once, transactions::exactly_once_survives_five_sigkills_and_a_leader_kill, transactions::exactly_once_keeps_its_pipe_in_the_log_while_it_resends_a_backlog_to_a_broker_that_is_away, rsyslog::kpipe_killed_under_rsyslog_loses_and_duplicates_nothing",
     ),
     (
         "disk full",

@@ -10,6 +10,9 @@ use std::time::Duration;
 
 use rustix::event::{PollFd, PollFlags};
 
+use super::{log_failed, Txn};
+use crate::input::BlockReader;
+
 /// Most taken at once: what a pipe holds once kpipe has grown it.
 const MOST: usize = 1 << 20;
 
@@ -58,6 +61,69 @@ impl Behind {
         let timeout = rustix::event::Timespec::try_from(wait).ok();
         let mut fds = [PollFd::new(&self.input, PollFlags::IN)];
         rustix::event::poll(&mut fds, timeout.as_ref()).is_ok_and(|n| n > 0)
+    }
+}
+
+/// While a commit waits (for a broker that is away, say), what the input brings goes on into
+/// the log, confirmed, instead of waiting in the pipe, where a kill would take it.
+pub(super) fn log_ahead(txn: &mut Txn, done: impl Fn() -> bool) {
+    while !done() {
+        if !txn.drain(Duration::from_millis(1)) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
+impl Txn {
+    /// Takes what the input holds now (waiting up to `wait` for it) into the log, confirmed,
+    /// while the reader is busy elsewhere; the reader reads it back from there (`follow`).
+    /// Whether it took any.
+    pub fn drain(&mut self, wait: Duration) -> bool {
+        let (Some(behind), Some(j), None) = (&mut self.behind, &mut self.journal, &self.log_error)
+        else {
+            return false;
+        };
+        let block = behind.take(wait);
+        if block.is_empty() {
+            return false;
+        }
+        // Input not read yet: the last run's unconfirmed line can still be dropped here.
+        let resent = self.confirm.as_mut().map_or(0, |c| c.resent_len(block));
+        let block = &block[resent..];
+        self.follow_from.get_or_insert(j.end());
+        if let Err(e) = j.append(block) {
+            self.logged_end = Some(j.end());
+            self.unlogged = block.to_vec();
+            log_failed(&mut self.log_error, &e);
+            return true;
+        }
+        if let Some(c) = &mut self.confirm {
+            c.kept(block);
+        }
+        true
+    }
+
+    /// Has the reader read what `drain` took into the log before it reads the input again
+    /// (a reader already reading the log reads to its end). The log's error, if it could not
+    /// keep all of it: that part is read last, and then the input counts as ended.
+    pub fn follow(&mut self, input: &mut BlockReader) -> Option<String> {
+        let from = self.follow_from.take()?;
+        if let (false, Some(j)) = (input.has_prefix(), &self.journal) {
+            input.follow(Box::new(j.reader(from)), from);
+        }
+        self.read_unlogged(input)
+            .then(|| self.log_error.clone())
+            .flatten()
+    }
+
+    /// Has the reader read the input the log could not keep after the log, as the input's
+    /// end (its records are failed as not logged: `withheld`). Whether there is any.
+    pub fn read_unlogged(&self, input: &mut BlockReader) -> bool {
+        if self.unlogged.is_empty() {
+            return false;
+        }
+        input.end_with(self.unlogged.clone());
+        true
     }
 }
 
