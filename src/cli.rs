@@ -21,7 +21,7 @@ its exit status says whether every record landed. What cannot be delivered goes 
 /// `kpipe --version`: what this build can speak (a unit test checks librdkafka agrees).
 pub const LONG_VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
-    "\nlibrdkafka 2.12.1 (bundled, with kpipe's two patches; gzip by zlib-ng)\n",
+    "\nlibrdkafka 2.12.1 (bundled, with kpipe's three patches; gzip by zlib-ng)\n",
     "memory allocator: jemalloc\n",
     "built in: TLS (OpenSSL 3, vendored), SASL PLAIN, SCRAM-SHA-256, SCRAM-SHA-512,\n",
     "GSSAPI (Kerberos, through the system's Cyrus SASL), OAUTHBEARER (OIDC, libcurl bundled),\n",

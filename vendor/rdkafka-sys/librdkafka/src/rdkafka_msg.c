@@ -495,7 +495,8 @@ rd_kafka_produceva(rd_kafka_t *rk, const rd_kafka_vu_t *vus, size_t cnt) {
         hdrs = NULL;
 
         /* Partition the message */
-        err = rd_kafka_msg_partitioner(rkt, rkm, 1);
+        /* The message's own enqueue time, read just above */
+        err = rd_kafka_msg_partitioner0(rkt, rkm, 1, rkm->rkm_ts_enq);
         if (unlikely(err)) {
                 /* Handle partitioner failures: it only fails when
                  * the application attempts to force a destination
@@ -1137,14 +1138,16 @@ int32_t rd_kafka_msg_sticky_partition(rd_kafka_topic_t *rkt,
                                       size_t keylen,
                                       int32_t partition_cnt,
                                       void *rkt_opaque,
-                                      void *msg_opaque) {
+                                      void *msg_opaque,
+                                      rd_ts_t now) {
 
         if (!rd_kafka_topic_partition_available(rkt, rkt->rkt_sticky_partition))
                 rd_interval_expedite(&rkt->rkt_sticky_intvl, 0);
 
+        /* The caller's clock reading (see rd_kafka_msg_partitioner0) */
         if (rd_interval(&rkt->rkt_sticky_intvl,
                         rkt->rkt_rk->rk_conf.sticky_partition_linger_ms * 1000,
-                        0) > 0) {
+                        now) > 0) {
                 rkt->rkt_sticky_partition = rd_kafka_msg_partitioner_random(
                     rkt, key, keylen, partition_cnt, rkt_opaque, msg_opaque);
                 rd_kafka_dbg(rkt->rkt_rk, TOPIC, "PARTITIONER",
@@ -1169,6 +1172,19 @@ int32_t rd_kafka_msg_sticky_partition(rd_kafka_topic_t *rkt,
 int rd_kafka_msg_partitioner(rd_kafka_topic_t *rkt,
                              rd_kafka_msg_t *rkm,
                              rd_dolock_t do_lock) {
+        return rd_kafka_msg_partitioner0(rkt, rkm, do_lock, rd_clock());
+}
+
+/**
+ * @brief rd_kafka_msg_partitioner() with the caller's clock reading \p now,
+ * so that a message just made (rkm_ts_enq) is not followed by two more
+ * clock_gettime() calls, one for the sticky partitioner and one for the
+ * partition queue.
+ */
+int rd_kafka_msg_partitioner0(rd_kafka_topic_t *rkt,
+                              rd_kafka_msg_t *rkm,
+                              rd_dolock_t do_lock,
+                              rd_ts_t now) {
         int32_t partition;
         rd_kafka_toppar_t *rktp_new;
         rd_kafka_resp_err_t err;
@@ -1222,7 +1238,7 @@ int rd_kafka_msg_partitioner(rd_kafka_topic_t *rkt,
                                 partition = rd_kafka_msg_sticky_partition(
                                     rkt, rkm->rkm_key, rkm->rkm_key_len,
                                     rkt->rkt_partition_cnt,
-                                    rkt->rkt_conf.opaque, rkm->rkm_opaque);
+                                    rkt->rkt_conf.opaque, rkm->rkm_opaque, now);
                         } else {
                                 partition = rkt->rkt_conf.partitioner(
                                     rkt, rkm->rkm_key, rkm->rkm_key_len,
@@ -1269,7 +1285,7 @@ int rd_kafka_msg_partitioner(rd_kafka_topic_t *rkt,
                 rkm->rkm_partition = partition;
 
         /* Partition is available: enqueue msg on partition's queue */
-        rd_kafka_toppar_enq_msg(rktp_new, rkm, rd_clock());
+        rd_kafka_toppar_enq_msg(rktp_new, rkm, now);
         if (do_lock)
                 rd_kafka_topic_rdunlock(rkt);
 

@@ -659,6 +659,10 @@ void rd_kafka_msgq_move_acked(rd_kafka_msgq_t *dest,
 int rd_kafka_msg_partitioner(rd_kafka_topic_t *rkt,
                              rd_kafka_msg_t *rkm,
                              rd_dolock_t do_lock);
+int rd_kafka_msg_partitioner0(rd_kafka_topic_t *rkt,
+                              rd_kafka_msg_t *rkm,
+                              rd_dolock_t do_lock,
+                              rd_ts_t now);
 
 
 rd_kafka_message_t *rd_kafka_message_get(struct rd_kafka_op_s *rko);
