@@ -34,6 +34,25 @@ fn sequence_numbers(landed: &[Landed]) -> (HashMap<usize, usize>, usize) {
     (seen, cut)
 }
 
+/// Reads `topic` back: records 0..`total` each landed once, none cut short.
+#[track_caller]
+fn assert_each_once(brokers: &str, topic: &str, total: usize) {
+    let landed = read_topic(brokers, topic, total, WAIT);
+    let (seen, cut) = sequence_numbers(&landed);
+    assert_eq!(cut, 0, "records cut short");
+    assert!(seen.values().all(|&n| n == 1), "a record landed twice");
+    assert_eq!(seen.len(), total, "records missing");
+}
+
+/// A one-node cluster of the test's own (its broker is killed), a topic of 3 partitions on it
+/// and a spool directory, all named after `name`.
+fn own_broker(name: &str) -> (Cluster, String, std::path::PathBuf) {
+    let c = Cluster::start(name, 1);
+    let topic = fresh_topic(name);
+    create_topic(&c.bootstrap, &topic, 3, 1, &[]);
+    (c, topic, temp_dir(name))
+}
+
 /// Asserts that an `--atomic` run aborted its transaction and exited with `status`.
 #[track_caller]
 fn assert_aborted(run: &Run, status: Status) {
@@ -332,10 +351,7 @@ echo $? > {dir}/second.code
 
 #[test]
 fn exactly_once_rides_out_a_broker_outage_and_lands_everything_once() {
-    let c = Cluster::start("eo-outage", 1);
-    let topic = fresh_topic("eo-outage");
-    create_topic(&c.bootstrap, &topic, 3, 1, &[]);
-    let spool = temp_dir("eo-outage");
+    let (c, topic, spool) = own_broker("eo-outage");
     let spool_arg = spool.to_str().unwrap();
     let mut child = spawn(&[
         "-b",
@@ -363,11 +379,7 @@ fn exactly_once_rides_out_a_broker_outage_and_lands_everything_once() {
     drop(stdin);
     let run = wait_with_limit(child, Duration::from_secs(120));
     assert_status(&run, Status::Ok);
-    let landed = read_topic(&c.bootstrap, &topic, 60_000, WAIT);
-    let (seen, cut) = sequence_numbers(&landed);
-    assert_eq!(cut, 0);
-    assert!(seen.values().all(|&n| n == 1), "a record landed twice");
-    assert_eq!(seen.len(), 60_000, "records missing");
+    assert_each_once(&c.bootstrap, &topic, 60_000);
 }
 
 #[test]
@@ -376,10 +388,7 @@ fn exactly_once_keeps_its_pipe_in_the_log_while_it_resends_a_backlog_to_a_broker
     // resending it keeps kpipe waiting for room; the later records fit in a pipe.
     const BACKLOG: usize = 1_000_000;
     const LATER: usize = 3_000;
-    let c = Cluster::start("eo-behind", 1);
-    let topic = fresh_topic("eo-behind");
-    create_topic(&c.bootstrap, &topic, 3, 1, &[]);
-    let spool = temp_dir("eo-behind");
+    let (c, topic, spool) = own_broker("eo-behind");
     let spool_arg = spool.to_str().unwrap();
     let args = [
         "-b",
@@ -442,11 +451,7 @@ fn exactly_once_keeps_its_pipe_in_the_log_while_it_resends_a_backlog_to_a_broker
     c.start_node(1);
     let run = kpipe(&args, b"");
     assert_status(&run, Status::Ok);
-    let landed = read_topic(&c.bootstrap, &topic, BACKLOG + LATER, WAIT);
-    let (seen, cut) = sequence_numbers(&landed);
-    assert_eq!(cut, 0);
-    assert!(seen.values().all(|&n| n == 1), "a record landed twice");
-    assert_eq!(seen.len(), BACKLOG + LATER, "records missing");
+    assert_each_once(&c.bootstrap, &topic, BACKLOG + LATER);
 }
 
 #[test]
