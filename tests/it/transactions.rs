@@ -44,6 +44,26 @@ fn assert_each_once(brokers: &str, topic: &str, total: usize) {
     assert_eq!(seen.len(), total, "records missing");
 }
 
+/// kpipe's arguments for `--exactly-once` into `topic`, its log in `spool`, then `more`.
+fn exactly_once_args(
+    brokers: &str,
+    topic: &str,
+    spool: &std::path::Path,
+    more: &[&str],
+) -> Vec<String> {
+    let spool = spool.to_string_lossy();
+    let args = [
+        "-b",
+        brokers,
+        "-t",
+        topic,
+        "--exactly-once",
+        "--spool",
+        &spool,
+    ];
+    args.iter().chain(more).map(|a| a.to_string()).collect()
+}
+
 /// A one-node cluster of the test's own (its broker is killed), a topic of 3 partitions on it
 /// and a spool directory, all named after `name`.
 fn own_broker(name: &str) -> (Cluster, String, std::path::PathBuf) {
@@ -177,17 +197,8 @@ fn exactly_once_survives_five_sigkills_and_a_leader_kill() {
     create_topic(&c.bootstrap, &topic, 3, 3, &[("min.insync.replicas", "2")]);
     let leader = c.leader(&topic);
     let spool = temp_dir("eo-spool");
-    let spool_arg = spool.to_str().unwrap().to_string();
-    let args = [
-        "-b",
-        &c.bootstrap,
-        "-t",
-        &topic,
-        "--exactly-once",
-        "--spool",
-        &spool_arg,
-        "-q",
-    ];
+    let args = exactly_once_args(&c.bootstrap, &topic, &spool, &["-q"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     // Kills at random points of the stream (records written), one in each fifth of its first
     // 450 000; KPIPE_TEST_SEED replays a run's points.
     let seed: u64 = std::env::var("KPIPE_TEST_SEED")
@@ -352,17 +363,8 @@ echo $? > {dir}/second.code
 #[test]
 fn exactly_once_rides_out_a_broker_outage_and_lands_everything_once() {
     let (c, topic, spool) = own_broker("eo-outage");
-    let spool_arg = spool.to_str().unwrap();
-    let mut child = spawn(&[
-        "-b",
-        &c.bootstrap,
-        "-t",
-        &topic,
-        "--exactly-once",
-        "--spool",
-        spool_arg,
-        "-v",
-    ]);
+    let args = exactly_once_args(&c.bootstrap, &topic, &spool, &["-v"]);
+    let mut child = spawn(&args.iter().map(String::as_str).collect::<Vec<_>>());
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(numbered(0, 20_000).as_bytes()).unwrap();
     std::thread::sleep(Duration::from_secs(2));
@@ -389,15 +391,7 @@ fn exactly_once_keeps_its_pipe_in_the_log_while_it_resends_a_backlog_to_a_broker
     const BACKLOG: usize = 1_000_000;
     const LATER: usize = 3_000;
     let (c, topic, spool) = own_broker("eo-behind");
-    let spool_arg = spool.to_str().unwrap();
-    let args = [
-        "-b",
-        &c.bootstrap,
-        "-t",
-        &topic,
-        "--exactly-once",
-        "--spool",
-        spool_arg,
+    let more = [
         "--transaction-timeout",
         "5m",
         "--commit-interval",
@@ -405,6 +399,8 @@ fn exactly_once_keeps_its_pipe_in_the_log_while_it_resends_a_backlog_to_a_broker
         "--max-buffered",
         "1MiB",
     ];
+    let args = exactly_once_args(&c.bootstrap, &topic, &spool, &more);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
 
     // A run that reads the backlog into its log and is killed before it commits any of it.
     let (mut first, mut pipe, watch) = spawn_on_pipe(&args);
