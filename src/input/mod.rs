@@ -8,7 +8,7 @@ mod reader;
 pub use capped::Capped;
 pub use json::JsonFramer;
 pub use lines::LinesFramer;
-pub use reader::{BlockReader, Fill, Operand};
+pub use reader::{is_stream, readable, BlockReader, Fill, Operand};
 
 /// One piece of input: every input byte belongs to exactly one piece.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

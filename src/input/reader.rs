@@ -336,14 +336,7 @@ impl BlockReader {
     }
 
     fn readable(&self, wait: Duration) -> io::Result<bool> {
-        let timeout = rustix::event::Timespec::try_from(wait).ok();
-        let mut fds = [PollFd::new(&*self.file, PollFlags::IN)];
-        match rustix::event::poll(&mut fds, timeout.as_ref()) {
-            // POLLHUP and POLLERR also mean a read will not block: it returns EOF or the error.
-            Ok(n) => Ok(n > 0),
-            Err(rustix::io::Errno::INTR) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+        readable(&self.file, wait)
     }
 }
 
@@ -374,7 +367,21 @@ fn leak_name(operand: &Operand) -> &'static str {
     Box::leak(operand.name().into_boxed_str())
 }
 
-fn is_stream(file: &File) -> bool {
+/// Whether a read of `file` would not block, waiting up to `wait` to find out (an interrupted
+/// wait is "not yet").
+pub fn readable(file: &File, wait: Duration) -> io::Result<bool> {
+    let timeout = rustix::event::Timespec::try_from(wait).ok();
+    let mut fds = [PollFd::new(file, PollFlags::IN)];
+    match rustix::event::poll(&mut fds, timeout.as_ref()) {
+        // POLLHUP and POLLERR also mean a read will not block: it returns EOF or the error.
+        Ok(n) => Ok(n > 0),
+        Err(rustix::io::Errno::INTR) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Whether `file` is a pipe or socket, whose writer counts what it wrote as handed over.
+pub fn is_stream(file: &File) -> bool {
     use std::os::unix::fs::FileTypeExt;
     file.metadata()
         .map(|m| m.file_type().is_fifo() || m.file_type().is_socket())

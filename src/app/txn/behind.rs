@@ -8,10 +8,8 @@ use std::io::{self, Read};
 use std::os::fd::AsFd;
 use std::time::Duration;
 
-use rustix::event::{PollFd, PollFlags};
-
 use super::{log_failed, Txn};
-use crate::input::BlockReader;
+use crate::input::{readable, BlockReader};
 
 /// Most taken at once: what a pipe holds once kpipe has grown it.
 const MOST: usize = 1 << 20;
@@ -28,9 +26,7 @@ impl Behind {
     /// For standard input when it is a pipe or socket (a file keeps what kpipe has not read).
     pub fn stdin() -> Option<Behind> {
         let input = File::from(io::stdin().as_fd().try_clone_to_owned().ok()?);
-        let kind = input.metadata().ok()?.file_type();
-        use std::os::unix::fs::FileTypeExt;
-        (kind.is_fifo() || kind.is_socket()).then(|| Behind {
+        crate::input::is_stream(&input).then(|| Behind {
             input,
             buf: Vec::new(),
             ended: false,
@@ -45,7 +41,7 @@ impl Behind {
             self.buf = vec![0; MOST];
         }
         let mut wait = wait;
-        while !self.ended && len < MOST && self.readable(wait) {
+        while !self.ended && len < MOST && readable(&self.input, wait).unwrap_or(false) {
             wait = Duration::ZERO;
             match self.input.read(&mut self.buf[len..]) {
                 Ok(0) => self.ended = true,
@@ -55,12 +51,6 @@ impl Behind {
             }
         }
         &self.buf[..len]
-    }
-
-    fn readable(&self, wait: Duration) -> bool {
-        let timeout = rustix::event::Timespec::try_from(wait).ok();
-        let mut fds = [PollFd::new(&self.input, PollFlags::IN)];
-        rustix::event::poll(&mut fds, timeout.as_ref()).is_ok_and(|n| n > 0)
     }
 }
 
